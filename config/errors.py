@@ -1,0 +1,25 @@
+"""Outcome-carrying exceptions shared by every stage.
+
+Only the edges (daemon/cli.py, daemon/lmtp.py) translate them into exit codes
+and SMTP replies; everything below raises the one that says what happened.
+"""
+
+
+class PostdeskError(Exception):
+    """Base of every error postdesk raises on purpose."""
+
+
+class TemporaryFailure(PostdeskError):
+    """Try again later: the database or disk is unavailable."""
+
+
+class PermanentFailure(PostdeskError):
+    """Retrying will not help: the request itself is refused."""
+
+
+class BadData(PostdeskError):
+    """The input cannot be processed: malformed mail, unreadable file."""
+
+
+class ConfigError(PostdeskError):
+    """Configuration, rules or templates are invalid; the message names file and line."""

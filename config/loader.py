@@ -1,0 +1,136 @@
+"""Read config.yaml into Settings; every error is reported as ``file:line: message``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from config.errors import ConfigError
+from config.schema import Secret, Settings
+
+ENV_CONFIG = "POSTDESK_CONFIG"
+EXAMPLE_DIR = Path(__file__).parent / "example"
+M = TypeVar("M", bound=BaseModel)
+
+
+def load(path: Path | str | None = None) -> Settings:
+    """Load the named file, else $POSTDESK_CONFIG, else the embedded default."""
+    chosen = path or os.environ.get(ENV_CONFIG)
+    if not chosen:
+        return Settings()
+    file = Path(chosen)
+    data = load_yaml(file)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}:1: the configuration must be a mapping of keys")
+    settings = validate_yaml(Settings, file, data)
+    return _resolve_paths(settings, file.parent)
+
+
+def load_yaml(file: Path) -> Any:
+    """Parse YAML, turning read and syntax errors into ConfigError with a line number."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}:0: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}:0: not UTF-8 text: {exc.reason}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{file}:{line}: YAML syntax error: {problem}") from exc
+
+
+def validate_yaml(model: type[M], file: Path, data: Any) -> M:
+    """Validate data against a model, naming the line of each bad key."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        root = yaml.compose(file.read_text(encoding="utf-8"))
+        lines = [
+            f"{file}:{line_of(root, err['loc'])}: {_dotted(err['loc'])}: {_message(err)}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("\n".join(lines)) from exc
+
+
+def line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int:
+    """The 1-based line of the deepest YAML node that the error location reaches."""
+    line = node.start_mark.line + 1 if node is not None else 0
+    for key in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == key:
+                    child = v
+                    line = k.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            child = node.value[key]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+def _dotted(loc: Sequence[int | str]) -> str:
+    return ".".join(str(p) for p in loc) or "(top)"
+
+
+def _message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def read_secret(secret: Secret, what: str) -> str | None:
+    """The password from the named environment variable or file, if any is configured."""
+    if secret.password_env:
+        value = os.environ.get(secret.password_env)
+        if value is None:
+            raise ConfigError(f"{what}: environment variable {secret.password_env} is not set")
+        return value
+    if secret.password_file:
+        try:
+            return secret.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{what}: cannot read {secret.password_file}: {exc}") from exc
+    return None
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Relative paths in a config file count from that file's folder, not from the cwd."""
+
+    def fix(p: Path | None) -> Path | None:
+        return None if p is None or p.is_absolute() else base / p
+
+    data_dir = fix(settings.data_dir) or settings.data_dir
+    database = settings.database
+    prefix = "sqlite:///"
+    if database.startswith(prefix) and not database[len(prefix) :].startswith("/"):
+        database = prefix + str(base / database[len(prefix) :])
+    outgoing = settings.outgoing
+    if outgoing.maildir is not None:
+        outgoing = outgoing.model_copy(
+            update={"maildir": fix(outgoing.maildir) or outgoing.maildir}
+        )
+    return settings.model_copy(
+        update={
+            "data_dir": data_dir,
+            "database": database,
+            "secret_file": fix(settings.secret_file) or settings.secret_file,
+            "rules": fix(settings.rules) or settings.rules,
+            "templates": fix(settings.templates) or settings.templates,
+            "outgoing": outgoing,
+        }
+    )

@@ -1,0 +1,216 @@
+"""Typed settings for config.yaml; pydantic names the bad key and value for the admin."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: object) -> object:
+    """Accept '30m', '8h', '2d', '1h30m' or a number of seconds."""
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    parts = _DURATION.findall(text)
+    if not parts or _DURATION.sub("", text).strip():
+        raise ValueError(f"{value!r} is not a duration such as 30m, 8h, 2d or 1h30m")
+    return timedelta(**{_UNITS[u]: float(n) for n, u in parts})
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"{value!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listen(Strict):
+    smtp: str | None = "127.0.0.1:2525"
+    lmtp: str | None = None
+    max_connections: int = Field(default=100, ge=1)
+
+    @field_validator("smtp", "lmtp")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_host_port(value)
+        return value
+
+
+class Secret(Strict):
+    """A secret is read from the environment or a file, never only from config.yaml."""
+
+    password_env: str | None = None
+    password_file: Path | None = None
+
+
+class SmtpRelay(Secret):
+    host: str
+    port: int = 25
+    security: Literal["tls", "starttls", "none"] = "none"
+    username: str | None = None
+    timeout: float = Field(default=30.0, gt=0)
+
+
+class Outgoing(Strict):
+    smtp: SmtpRelay | None = None
+    maildir: Path | None = None
+    max_attempts: int = Field(default=20, ge=1)
+    retry_base: Duration = timedelta(seconds=30)
+    retry_max: Duration = timedelta(hours=1)
+
+
+class OAuth2(Strict):
+    token_command: str | None = None
+    token_file: Path | None = None
+
+
+class Mailbox(Secret):
+    name: str
+    host: str
+    port: int = 993
+    security: Literal["tls", "starttls", "none"] = "tls"
+    username: str
+    oauth2: OAuth2 | None = None
+    folder: str = "INBOX"
+    after_import: Literal["move", "seen", "delete"] = "move"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    poll_interval: Duration = timedelta(minutes=1)
+
+
+class Agent(Strict):
+    email: str
+    name: str = ""
+    queues: list[str] = []
+
+
+class Queue(Strict):
+    name: str
+    escalation: str | None = None
+    parent: str | None = None
+
+
+class BusinessHours(Strict):
+    timezone: str = "UTC"
+    week: dict[str, str] = {"mon-fri": "09:00-18:00"}
+    holidays: dict[str, str] = {}
+    closed: list[str] = []
+    open: list[str] = []
+
+
+class SlaTarget(Strict):
+    first_response: Duration
+    resolution: Duration
+
+
+class Channel(Strict):
+    name: str
+    value: str
+    for_: list[str] = Field(default=[], alias="for")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Autoreply(Strict):
+    when: Literal["always", "outside_business_hours", "never"] = "always"
+    max_per_sender_per_day: int = Field(default=5, ge=0)
+    html: bool = False
+    on_followup: bool = False
+
+
+class Lifecycle(Strict):
+    reminder_after: Duration = timedelta(days=2)
+    max_reminders: int = Field(default=2, ge=0)
+    close_resolved_after: Duration = timedelta(days=7)
+    reopen_within: Duration = timedelta(days=14)
+    clock: Literal["calendar", "business"] = "calendar"
+    unassigned_after: Duration = timedelta(days=1)
+    digest_at: str = "09:00"
+    managers: str | None = None
+
+
+class Survey(Strict):
+    enabled: bool = True
+    scale: Literal["good_bad", "1-5"] = "good_bad"
+
+
+class Limits(Strict):
+    max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+
+
+class Metrics(Strict):
+    listen: str | None = None
+
+
+def _default_sla() -> dict[str, SlaTarget]:
+    hours = timedelta(hours=1)
+    return {
+        "urgent": SlaTarget(first_response=hours / 2, resolution=8 * hours),
+        "high": SlaTarget(first_response=2 * hours, resolution=24 * hours),
+        "normal": SlaTarget(first_response=8 * hours, resolution=5 * 24 * hours),
+        "low": SlaTarget(first_response=24 * hours, resolution=10 * 24 * hours),
+    }
+
+
+class Settings(Strict):
+    """The whole of config.yaml, with every path already resolved against its folder."""
+
+    database: str = ""
+    data_dir: Path = Path("postdesk-data")
+    secret_file: Path | None = None
+    support_addresses: list[str] = ["support@localhost"]
+    admin_address: str | None = None
+    listen: Listen = Listen()
+    mailboxes: list[Mailbox] = []
+    outgoing: Outgoing = Outgoing()
+    agents: list[Agent] = []
+    queues: list[Queue] = [Queue(name="general")]
+    rules: Path | None = None
+    templates: Path | None = None
+    language: Literal["en", "ru"] = "en"
+    default_priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    business_hours: BusinessHours = BusinessHours()
+    sla: dict[str, SlaTarget] = Field(default_factory=_default_sla)
+    channels: list[Channel] = []
+    autoreply: Autoreply = Autoreply()
+    lifecycle: Lifecycle = Lifecycle()
+    survey: Survey = Survey()
+    limits: Limits = Limits()
+    metrics: Metrics = Metrics()
+
+    @field_validator("support_addresses")
+    @classmethod
+    def _some_address(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one support address is needed")
+        return [a.strip().lower() for a in value]
+
+    @property
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{self.data_dir / 'postdesk.db'}"
+
+    @property
+    def secret_path(self) -> Path:
+        return self.secret_file or self.data_dir / "secret"
+
+    @property
+    def agent_addresses(self) -> frozenset[str]:
+        return frozenset(a.email.lower() for a in self.agents)

@@ -1,0 +1,112 @@
+"""Everything a running postdesk needs, built once from the settings and rebuilt on reload."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autoreplies.render import Templates
+from config.errors import ConfigError
+from config.loader import EXAMPLE_DIR, load
+from config.schema import Settings
+from parsers.model import ParseContext
+from rules.loader import load_rules
+from rules.model import RuleSet
+from store.blobs import BlobStore
+from store.db import Database
+
+log = logging.getLogger("postdesk.app")
+
+
+def load_secret(path: Path) -> bytes:
+    """The installation's HMAC key for reply tokens, created on first use."""
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        return bytes.fromhex(key)
+    except ValueError as exc:
+        raise ConfigError(f"{path}:1: the secret file must hold a hex key") from exc
+
+
+@dataclass
+class Policy:
+    """The parts that `reload` swaps together: rules and templates, validated before use."""
+
+    rules: RuleSet
+    templates: Templates
+
+
+def load_policy(settings: Settings) -> Policy:
+    rules_path = settings.rules or EXAMPLE_DIR / "rules.yaml"
+    templates = Templates(settings.templates)
+    rules = load_rules(
+        rules_path,
+        queues={q.name for q in settings.queues},
+        templates=templates.names(),
+        agents=set(settings.agent_addresses),
+    )
+    return Policy(rules=rules, templates=templates)
+
+
+@dataclass
+class App:
+    config_path: str | None
+    settings: Settings
+    db: Database
+    raw: BlobStore
+    blobs: BlobStore
+    secret: bytes
+    policy: Policy
+    own_addresses: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def open(cls, config_path: str | None) -> App:
+        settings = load(config_path)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(
+            config_path=config_path,
+            settings=settings,
+            db=Database(settings.database_url),
+            raw=BlobStore(settings.data_dir / "raw", ".eml"),
+            blobs=BlobStore(settings.data_dir / "attachments"),
+            secret=load_secret(settings.secret_path),
+            policy=load_policy(settings),
+            own_addresses=frozenset(settings.support_addresses),
+        )
+
+    def reload(self) -> None:
+        """Swap in new rules and templates only if they validate; keep the old ones otherwise."""
+        settings = load(self.config_path)
+        policy = load_policy(settings)
+        self.settings = settings
+        self.policy = policy
+        self.own_addresses = frozenset(settings.support_addresses)
+        log.info("configuration reloaded", extra={"rules": str(policy.rules.source)})
+
+    def parse_context(self, *, keep_attachments: bool = True) -> ParseContext:
+        return ParseContext(
+            own_addresses=self.own_addresses,
+            agent_addresses=self.settings.agent_addresses,
+            secret=self.secret,
+            loop_marker=self.loop_marker,
+            store_blob=self.blobs.put if keep_attachments else None,
+            max_attachment_bytes=self.settings.limits.max_attachment_bytes,
+        )
+
+    @property
+    def loop_marker(self) -> str:
+        return self.settings.support_addresses[0]
+
+    def accepts(self, address: str) -> bool:
+        """Our support addresses, with or without a ``+tag``: nothing else (no open relay)."""
+        local, _, domain = address.strip().strip("<>").lower().rpartition("@")
+        base = local.split("+", 1)[0]
+        return f"{base}@{domain}" in self.own_addresses

@@ -1,0 +1,292 @@
+"""One raw message through the whole flow, in one transaction: store, parse, thread, rules, reply.
+
+The raw bytes reach disk (fsync) and the database before the caller answers 250 or exits
+0; a second delivery of the same bytes, or of the same Message-ID from the same sender,
+is recognised and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from autoreplies.policy import decide
+from config.errors import BadData, TemporaryFailure
+from daemon import clock
+from daemon.app import App
+from daemon.mail import queue_acknowledgement
+from parsers import parse
+from parsers.model import InboundMessage, Kind
+from rules.engine import Decision, evaluate
+from store import outbox
+from store.models import Inbound, Ticket
+from store.tickets import (
+    add_event,
+    add_participants,
+    find_thread,
+    next_number,
+    record_inbound,
+)
+
+log = logging.getLogger("postdesk.ingest")
+
+CREATED, APPENDED, DUPLICATE = "ticket_created", "appended", "duplicate"
+QUARANTINED, SUPPRESSED = "quarantined", "suppressed"
+REOPENABLE = ("resolved", "closed")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: str
+    ticket_number: int | None = None
+    reason: str = ""
+    queued_mail: int = 0
+
+
+def ingest(app: App, raw: bytes, source: str, now: datetime | None = None) -> IngestResult:
+    """Store and process one message; TemporaryFailure means nothing was committed."""
+    now = now or clock.now()
+    sha256 = hashlib.sha256(raw).hexdigest()
+    with app.db.transaction() as session:
+        if _known(session, sha256):
+            return IngestResult(DUPLICATE, reason="same bytes already received")
+    app.raw.put(raw)
+    try:
+        msg = parse(raw, app.parse_context())
+    except BadData as exc:
+        return _quarantine(app, sha256, raw, source, str(exc), now)
+    except TemporaryFailure:
+        raise
+    except Exception as exc:
+        log.exception("parser failed", extra={"sha256": sha256})
+        return _quarantine(app, sha256, raw, source, f"parser error: {exc!r}", now)
+    try:
+        with app.db.transaction() as session:
+            result = _process(app, session, msg, source, now)
+    except IntegrityError:
+        return IngestResult(DUPLICATE, reason="received concurrently by another process")
+    log.info(
+        "message ingested",
+        extra={
+            "source": source,
+            "outcome": result.outcome,
+            "ticket": result.ticket_number,
+            "reason": result.reason,
+            "message_id": msg.message_id,
+        },
+    )
+    return result
+
+
+def _known(session: Session, sha256: str) -> bool:
+    return session.scalar(select(Inbound.id).where(Inbound.sha256 == sha256)) is not None
+
+
+def _quarantine(
+    app: App, sha256: str, raw: bytes, source: str, reason: str, now: datetime
+) -> IngestResult:
+    try:
+        with app.db.transaction() as session:
+            session.add(
+                Inbound(
+                    sha256=sha256,
+                    source=source,
+                    size=len(raw),
+                    received_at=now,
+                    status=QUARANTINED,
+                    reason=reason,
+                )
+            )
+    except IntegrityError:
+        return IngestResult(DUPLICATE, reason="received concurrently by another process")
+    log.warning("message quarantined", extra={"sha256": sha256, "reason": reason})
+    return IngestResult(QUARANTINED, reason=reason)
+
+
+def _process(
+    app: App, session: Session, msg: InboundMessage, source: str, now: datetime
+) -> IngestResult:
+    inbound = Inbound(
+        sha256=msg.raw_sha256,
+        message_id=msg.message_id,
+        from_addr=msg.from_addr,
+        subject=msg.subject[:2000],
+        source=source,
+        size=msg.size,
+        received_at=now,
+        status="",
+    )
+    session.add(inbound)
+    original = _same_message_id(session, msg)
+    if original is not None:
+        return _finish(inbound, DUPLICATE, f"same Message-ID as inbound #{original}", None)
+    session.flush()
+    thread = find_thread(session, msg, app.settings.agent_addresses)
+    if msg.kind not in (Kind.CUSTOMER, Kind.AGENT):
+        if thread.ticket is not None:
+            add_event(
+                thread.ticket,
+                actor=msg.from_addr or "(none)",
+                type="automatic_mail",
+                now=now,
+                kind=str(msg.kind),
+                reason=msg.kind_reason,
+                inbound=inbound.id,
+            )
+        return _finish(inbound, SUPPRESSED, f"{msg.kind}: {msg.kind_reason}", thread.ticket)
+    ticket = thread.ticket
+    if ticket is not None and ticket.status in REOPENABLE:
+        ended = ticket.closed_at or ticket.resolved_at or ticket.updated_at
+        if now - ended > app.settings.lifecycle.reopen_within:
+            thread = type(thread)(None, "", related=ticket)
+            ticket = None
+    if ticket is not None:
+        return _append(app, session, inbound, ticket, msg, thread.how, now)
+    return _create(app, session, inbound, msg, thread.related, now)
+
+
+def _same_message_id(session: Session, msg: InboundMessage) -> int | None:
+    if not msg.message_id:
+        return None
+    return session.scalar(
+        select(Inbound.id)
+        .where(Inbound.message_id == msg.message_id, Inbound.from_addr == msg.from_addr)
+        .where(Inbound.sha256 != msg.raw_sha256)
+        .limit(1)
+    )
+
+
+def _finish(inbound: Inbound, status: str, reason: str, ticket: Ticket | None) -> IngestResult:
+    inbound.status = status
+    inbound.reason = reason
+    inbound.ticket_id = ticket.id if ticket else None
+    return IngestResult(status, ticket.number if ticket else None, reason)
+
+
+def _create(
+    app: App,
+    session: Session,
+    inbound: Inbound,
+    msg: InboundMessage,
+    related: Ticket | None,
+    now: datetime,
+) -> IngestResult:
+    settings = app.settings
+    decision = evaluate(app.policy.rules, msg, now=now, is_reply=False)
+    if decision.spam:
+        return _finish(inbound, QUARANTINED, f"spam by rules: {', '.join(decision.matched)}", None)
+    sla = settings.sla.get(decision.priority)
+    ticket = Ticket(
+        number=next_number(session),
+        subject=msg.subject.strip() or "(no subject)",
+        status="new",
+        priority=decision.priority,
+        queue=decision.queue,
+        requester=msg.from_addr,
+        assignee=decision.assignee,
+        tags=sorted(set(decision.tags)),
+        language=decision.language or settings.language,
+        matched_rules=list(decision.matched),
+        created_at=now,
+        updated_at=now,
+        first_response_due=now + sla.first_response if sla else None,
+        resolution_due=now + sla.resolution if sla else None,
+        related_ticket_id=related.id if related else None,
+    )
+    session.add(ticket)
+    add_participants(session, ticket, [msg.from_addr], "requester", app.own_addresses)
+    add_participants(session, ticket, [*msg.to, *msg.cc], "cc", app.own_addresses)
+    session.flush()
+    record_inbound(session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now)
+    add_event(
+        ticket,
+        actor=msg.from_addr,
+        type="created",
+        now=now,
+        source=inbound.source,
+        inbound=inbound.id,
+        rules=list(decision.matched),
+        queue=ticket.queue,
+        priority=ticket.priority,
+    )
+    if related is not None:
+        add_event(ticket, actor="postdesk", type="possibly_related", now=now, ticket=related.number)
+    queued = _acknowledge(app, session, ticket, msg, decision, now)
+    result = _finish(inbound, CREATED, "", ticket)
+    return IngestResult(result.outcome, result.ticket_number, decision.autoreply_reason, queued)
+
+
+def _append(
+    app: App,
+    session: Session,
+    inbound: Inbound,
+    ticket: Ticket,
+    msg: InboundMessage,
+    how: str,
+    now: datetime,
+) -> IngestResult:
+    record_inbound(session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now)
+    added = add_participants(session, ticket, [*msg.to, *msg.cc], "cc", app.own_addresses)
+    before = ticket.status
+    if msg.kind == Kind.CUSTOMER and before in ("pending", *REOPENABLE):
+        ticket.status = "open"
+        if before in REOPENABLE:
+            ticket.reopen_count += 1
+            ticket.resolved_at = ticket.closed_at = None
+    add_event(
+        ticket,
+        actor=msg.from_addr,
+        type="reopened" if before in REOPENABLE and ticket.status == "open" else "reply",
+        now=now,
+        via=how,
+        inbound=inbound.id,
+        status=[before, ticket.status],
+        participants_added=added,
+    )
+    queued = 0
+    if app.settings.autoreply.on_followup and msg.kind == Kind.CUSTOMER:
+        decision = evaluate(app.policy.rules, msg, now=now, is_reply=True)
+        queued = _acknowledge(app, session, ticket, msg, decision, now)
+    result = _finish(inbound, APPENDED, how, ticket)
+    return IngestResult(result.outcome, result.ticket_number, how, queued)
+
+
+def _acknowledge(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    msg: InboundMessage,
+    decision: Decision,
+    now: datetime,
+) -> int:
+    """Queue the acknowledgement if rules and policy allow; the decision is recorded either way."""
+    settings = app.settings
+    if decision.autoreply is None:
+        reason = decision.autoreply_reason or "suppressed by rules"
+    else:
+        verdict = decide(
+            msg,
+            own_addresses=app.own_addresses,
+            sent_to_sender_last_day=outbox.count_recent(
+                session, ticket.requester, ("autoreply",), now - timedelta(days=1)
+            ),
+            max_per_day=settings.autoreply.max_per_sender_per_day,
+            is_new_ticket=len(ticket.messages) <= 1,
+            on_followup=settings.autoreply.on_followup,
+            when=settings.autoreply.when,
+        )
+        reason = "" if verdict.send else verdict.reason
+    if reason:
+        add_event(ticket, actor="postdesk", type="autoreply_suppressed", now=now, reason=reason)
+        return 0
+    queue_acknowledgement(app, session, ticket, msg, decision, now)
+    add_event(
+        ticket, actor="postdesk", type="autoreply_queued", now=now, template=decision.autoreply
+    )
+    return 1

@@ -1,0 +1,102 @@
+"""`postdesk run`: listeners, the outbox sender, signals and systemd notification."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+
+import sdnotify
+
+from config.errors import ConfigError
+from config.schema import parse_host_port
+from daemon import listener
+from daemon.app import App
+from daemon.outbox import deliver_due
+from store.schema import ensure_current
+
+log = logging.getLogger("postdesk.service")
+
+SENDER_FALLBACK_SECONDS = 30.0
+
+
+class Service:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.stopping = asyncio.Event()
+        self.mail_waiting = asyncio.Event()
+        self.notifier = sdnotify.SystemdNotifier()
+
+    def wake_sender(self) -> None:
+        self.mail_waiting.set()
+
+    async def run(self) -> None:
+        ensure_current(self.app.db)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
+        servers = await self._start_listeners()
+        tasks = [asyncio.create_task(self._sender(), name="outbox")]
+        if os.environ.get("WATCHDOG_USEC"):
+            tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+        self.notifier.notify("READY=1")
+        log.info("postdesk ready", extra={"database": self.app.db.engine.url.render_as_string()})
+        await self.stopping.wait()
+        self.notifier.notify("STOPPING=1")
+        log.info("stopping")
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+        self.mail_waiting.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.app.db.dispose()
+        log.info("stopped")
+
+    async def _start_listeners(self) -> list[asyncio.Server]:
+        listen = self.app.settings.listen
+        servers = []
+        for protocol, address in (("smtp", listen.smtp), ("lmtp", listen.lmtp)):
+            if address:
+                host, port = parse_host_port(address)
+                try:
+                    servers.append(
+                        await listener.start(self.app, protocol, host, port, self.wake_sender)
+                    )
+                except OSError as exc:
+                    raise ConfigError(
+                        f"listen.{protocol}: cannot listen on {address}: {exc}"
+                    ) from exc
+        return servers
+
+    def _reload(self) -> None:
+        self.notifier.notify("RELOADING=1")
+        try:
+            self.app.reload()
+        except ConfigError as exc:
+            log.error("reload refused, previous configuration stays", extra={"error": str(exc)})
+        self.notifier.notify("READY=1")
+
+    async def _sender(self) -> None:
+        """Woken by every commit that queued mail; the timer only catches retries."""
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.mail_waiting.wait(), SENDER_FALLBACK_SECONDS)
+            self.mail_waiting.clear()
+            try:
+                await asyncio.to_thread(deliver_due, self.app.db, self.app.settings)
+            except Exception:
+                log.exception("outbox run failed; will retry")
+
+    async def _watchdog(self) -> None:
+        interval = int(os.environ["WATCHDOG_USEC"]) / 2_000_000
+        while not self.stopping.is_set():
+            self.notifier.notify("WATCHDOG=1")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), interval)
+
+
+def run(app: App) -> None:
+    asyncio.run(Service(app).run())

@@ -1,0 +1,91 @@
+"""Plain data passed from parsing to the later stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What a message is, which decides whether it may become a ticket or get a reply."""
+
+    BOUNCE = "bounce"
+    AUTOREPLY = "autoreply"
+    BULK = "bulk"
+    LOOP = "loop"
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    SURVEY_ANSWER = "survey_answer"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    """Sanitised: no path separators, control or bidi characters; never empty."""
+    content_type: str
+    size: int
+    sha256: str
+    """Key of the content in the blob store (hex digest of the decoded bytes)."""
+    inline: bool = False
+
+
+@dataclass(frozen=True)
+class Command:
+    """An agent command such as ``#assign bob``, found in the first lines of a reply."""
+
+    name: str
+    argument: str = ""
+    line: str = ""
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """What the parser must know about this installation to classify and thread."""
+
+    own_addresses: frozenset[str] = frozenset()
+    agent_addresses: frozenset[str] = frozenset()
+    secret: bytes = b""
+    loop_marker: str = "postdesk"
+    store_blob: Callable[[bytes], str] | None = None
+    """Receives each attachment's bytes and returns its sha256 key; None keeps nothing."""
+    max_attachment_bytes: int = 25 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    raw_sha256: str
+    message_id: str | None
+    """Without angle brackets; None when the message has none."""
+    subject: str
+    from_addr: str
+    """Lower-case address; '' when the message names no usable sender."""
+    from_name: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    reply_to: tuple[str, ...]
+    return_path: str | None
+    """None when absent; '' for the null reverse path ``<>``."""
+    date: datetime | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    text: str
+    """The whole text body (HTML converted to text when there is no text part)."""
+    html: str | None
+    new_text: str
+    """The new part of a reply: quotes and signature removed."""
+    attachments: tuple[Attachment, ...]
+    headers: dict[str, str]
+    """Lower-case header names, first occurrence, decoded to text."""
+    kind: Kind
+    kind_reason: str
+    ticket_number: int | None
+    """From a ``[#N]`` subject tag; counts only for participants."""
+    token_tickets: tuple[int, ...]
+    """Ticket ids proven by a valid HMAC token in a ``support+TOKEN@`` recipient
+    or in a referenced Message-ID that we sent."""
+    bounced_recipients: tuple[str, ...] = ()
+    commands: tuple[Command, ...] = ()
+    defects: tuple[str, ...] = field(default=())
+    size: int = 0

@@ -1,0 +1,49 @@
+"""Queries over received raw messages: the quarantine and the intake counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from store.models import Inbound
+
+QUARANTINED = "quarantined"
+
+
+def quarantined(session: Session) -> list[Inbound]:
+    return list(
+        session.scalars(
+            select(Inbound).where(Inbound.status == QUARANTINED).order_by(Inbound.id.desc())
+        )
+    )
+
+
+def get_quarantined(session: Session, inbound_id: int) -> Inbound | None:
+    row = session.get(Inbound, inbound_id)
+    return row if row is not None and row.status == QUARANTINED else None
+
+
+def forget_quarantined(session: Session, row: Inbound) -> None:
+    """Released mail is ingested anew, so its dedup row must go first (the raw file stays)."""
+    session.delete(row)
+
+
+def counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Inbound.status, func.count()).group_by(Inbound.status)).all()
+    return {status: n for status, n in rows}
+
+
+def row_view(row: Inbound) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "received_at": row.received_at.isoformat(),
+        "source": row.source,
+        "from": row.from_addr,
+        "subject": row.subject,
+        "message_id": row.message_id,
+        "size": row.size,
+        "reason": row.reason,
+        "sha256": row.sha256,
+    }

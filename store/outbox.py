@@ -1,0 +1,101 @@
+"""Outgoing mail as rows: queued with the change that caused it, claimed by one sender at a time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from store.models import Outbox
+
+QUEUED, SENT, FAILED = "queued", "sent", "failed"
+
+
+def enqueue(
+    session: Session,
+    *,
+    mail: EmailMessage,
+    kind: str,
+    recipients: list[str],
+    now: datetime,
+    ticket_id: int | None = None,
+) -> Outbox:
+    """Queue a composed mail; it is due at once."""
+    row = Outbox(
+        ticket_id=ticket_id,
+        kind=kind,
+        sender=str(mail["From"] or ""),
+        to_addr=recipients[0].lower() if recipients else "",
+        recipients=[r.lower() for r in recipients],
+        message_id=str(mail["Message-ID"] or "").strip("<>"),
+        content=mail.as_bytes(),
+        status=QUEUED,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def claim_due(session: Session, now: datetime, lease: timedelta, limit: int = 50) -> list[Outbox]:
+    """Take due rows for ``lease``; another sender skips them, and a crash only delays them."""
+    rows = list(
+        session.scalars(
+            select(Outbox)
+            .where(Outbox.status == QUEUED, Outbox.next_attempt_at <= now)
+            .order_by(Outbox.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for row in rows:
+        row.next_attempt_at = now + lease
+        row.attempts += 1
+    return rows
+
+
+def mark_sent(session: Session, row_id: int, now: datetime) -> None:
+    session.execute(
+        update(Outbox)
+        .where(Outbox.id == row_id)
+        .values(status=SENT, sent_at=now, last_error="", content=b"")
+    )
+
+
+def mark_retry(session: Session, row_id: int, error: str, at: datetime) -> None:
+    session.execute(
+        update(Outbox).where(Outbox.id == row_id).values(next_attempt_at=at, last_error=error)
+    )
+
+
+def mark_failed(session: Session, row_id: int, error: str) -> None:
+    session.execute(
+        update(Outbox).where(Outbox.id == row_id).values(status=FAILED, last_error=error)
+    )
+
+
+def count_recent(session: Session, to_addr: str, kinds: tuple[str, ...], since: datetime) -> int:
+    """How many automatic mails of these kinds went (or wait to go) to one address since then."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Outbox)
+            .where(Outbox.to_addr == to_addr.lower(), Outbox.kind.in_(kinds))
+            .where(Outbox.created_at >= since)
+        )
+        or 0
+    )
+
+
+def summary(session: Session) -> dict[str, int]:
+    """Rows by status, for `postdesk status`."""
+    rows = session.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all()
+    counts = {QUEUED: 0, SENT: 0, FAILED: 0}
+    counts.update({status: n for status, n in rows})
+    return counts
+
+
+def oldest_queued(session: Session) -> datetime | None:
+    return session.scalar(select(func.min(Outbox.created_at)).where(Outbox.status == QUEUED))

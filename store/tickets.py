@@ -1,0 +1,256 @@
+"""Tickets: threading a message to its ticket, recording messages and events, views for the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from parsers.model import InboundMessage
+from store.models import AttachmentRow, Counter, Event, Message, Participant, Ticket
+from store.temperature import temperature
+
+OPEN_STATES = ("new", "open", "pending", "on_hold")
+
+
+@dataclass(frozen=True)
+class Thread:
+    """Where a message belongs: a ticket it may join, or a ticket it only mentions."""
+
+    ticket: Ticket | None
+    how: str
+    related: Ticket | None = None
+
+
+def find_thread(session: Session, msg: InboundMessage, agents: frozenset[str]) -> Thread:
+    """Strongest reference first; a reference counts only for a participant or an agent."""
+    sender = msg.from_addr
+    related: Ticket | None = None
+
+    def allowed(ticket: Ticket) -> bool:
+        return sender in agents or is_participant(session, ticket.id, sender)
+
+    for ticket_id in msg.token_tickets:
+        ticket = session.get(Ticket, ticket_id)
+        if ticket is None:
+            continue
+        if allowed(ticket):
+            return Thread(ticket, "reply token")
+        related = related or ticket
+    refs = [*msg.in_reply_to, *reversed(msg.references)]
+    if refs:
+        found = dict(
+            session.execute(
+                select(Message.message_id, Message.ticket_id).where(Message.message_id.in_(refs))
+            ).all()
+        )
+        for ref in refs:
+            if ref in found:
+                ticket = session.get(Ticket, found[ref])
+                if ticket is not None and allowed(ticket):
+                    return Thread(ticket, "In-Reply-To/References")
+                related = related or ticket
+    if msg.ticket_number is not None:
+        ticket = session.scalar(select(Ticket).where(Ticket.number == msg.ticket_number))
+        if ticket is not None:
+            if allowed(ticket):
+                return Thread(ticket, "subject tag")
+            related = related or ticket
+    return Thread(None, "", related)
+
+
+def is_participant(session: Session, ticket_id: int, email: str) -> bool:
+    return (
+        session.scalar(
+            select(Participant.id).where(
+                Participant.ticket_id == ticket_id, Participant.email == email.lower()
+            )
+        )
+        is not None
+    )
+
+
+def next_number(session: Session) -> int:
+    """The next ticket number; the counter row's lock serialises concurrent creators."""
+    value = session.scalar(
+        update(Counter)
+        .where(Counter.name == "ticket")
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
+    )
+    if value is None:
+        raise RuntimeError("the ticket counter row is missing: run `postdesk db upgrade`")
+    return int(value)
+
+
+def add_participants(
+    session: Session, ticket: Ticket, addresses: Iterable[str], role: str, exclude: Iterable[str]
+) -> list[str]:
+    """Add new participants, skipping ours and the ones already there; returns those added."""
+    skip = {a.lower() for a in exclude}
+    skip.update(p.email for p in ticket.participants)
+    added = []
+    for address in addresses:
+        email = address.lower()
+        if email and email not in skip:
+            ticket.participants.append(Participant(email=email, role=role))
+            skip.add(email)
+            added.append(email)
+    return added
+
+
+def record_inbound(
+    session: Session,
+    ticket: Ticket,
+    msg: InboundMessage,
+    *,
+    inbound_id: int,
+    kind: str,
+    now: datetime,
+) -> Message:
+    message = Message(
+        inbound_id=inbound_id,
+        direction="in",
+        kind=kind,
+        from_addr=msg.from_addr,
+        to_addrs=list(msg.to),
+        cc_addrs=list(msg.cc),
+        subject=msg.subject,
+        body=msg.text,
+        html=msg.html,
+        message_id=msg.message_id,
+        created_at=now,
+        attachments=[
+            AttachmentRow(
+                filename=a.filename, content_type=a.content_type, size=a.size, sha256=a.sha256
+            )
+            for a in msg.attachments
+        ],
+    )
+    ticket.messages.append(message)
+    ticket.updated_at = now
+    return message
+
+
+def record_outbound(
+    session: Session,
+    ticket: Ticket,
+    *,
+    kind: str,
+    from_addr: str,
+    to: Sequence[str],
+    subject: str,
+    body: str,
+    message_id: str,
+    now: datetime,
+) -> Message:
+    message = Message(
+        direction="out",
+        kind=kind,
+        from_addr=from_addr,
+        to_addrs=list(to),
+        cc_addrs=[],
+        subject=subject,
+        body=body,
+        html=None,
+        message_id=message_id,
+        created_at=now,
+    )
+    ticket.messages.append(message)
+    return message
+
+
+def add_event(ticket: Ticket, *, actor: str, type: str, now: datetime, **data: Any) -> None:
+    ticket.events.append(Event(actor=actor, type=type, at=now, data=data))
+
+
+def load_ticket(session: Session, ref: str) -> Ticket | None:
+    """By number (``42`` or ``#42``); the CLI speaks of the numbers customers see."""
+    text = ref.strip().lstrip("#")
+    if not text.isdigit():
+        return None
+    return session.scalar(
+        select(Ticket)
+        .where(Ticket.number == int(text))
+        .options(
+            selectinload(Ticket.messages).selectinload(Message.attachments),
+            selectinload(Ticket.events),
+            selectinload(Ticket.participants),
+        )
+    )
+
+
+def list_tickets(session: Session, status: str | None, now: datetime) -> list[Ticket]:
+    query = select(Ticket)
+    if status:
+        query = query.where(Ticket.status == status)
+    tickets = list(session.scalars(query))
+    tickets.sort(key=lambda t: (-temperature(t, now), t.number))
+    return tickets
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def summary(ticket: Ticket, now: datetime) -> dict[str, Any]:
+    """The `tickets list --json` object (DESIGN.md section 6)."""
+    return {
+        "id": ticket.id,
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "queue": ticket.queue,
+        "requester": ticket.requester,
+        "assignee": ticket.assignee,
+        "tags": list(ticket.tags),
+        "temperature": temperature(ticket, now),
+        "created_at": _iso(ticket.created_at),
+        "updated_at": _iso(ticket.updated_at),
+        "first_response_due": _iso(ticket.first_response_due),
+        "resolution_due": _iso(ticket.resolution_due),
+    }
+
+
+def detail(ticket: Ticket, now: datetime) -> dict[str, Any]:
+    """The `tickets show --json` object: the summary plus messages and events."""
+    return {
+        **summary(ticket, now),
+        "language": ticket.language,
+        "participants": [{"email": p.email, "role": p.role} for p in ticket.participants],
+        "matched_rules": list(ticket.matched_rules),
+        "reopen_count": ticket.reopen_count,
+        "related_ticket": ticket.related_ticket_id,
+        "messages": [
+            {
+                "direction": m.direction,
+                "kind": m.kind,
+                "from": m.from_addr,
+                "to": list(m.to_addrs),
+                "cc": list(m.cc_addrs),
+                "subject": m.subject,
+                "body": m.body,
+                "created_at": _iso(m.created_at),
+                "message_id": m.message_id,
+                "attachments": [
+                    {
+                        "filename": a.filename,
+                        "content_type": a.content_type,
+                        "size": a.size,
+                        "sha256": a.sha256,
+                    }
+                    for a in m.attachments
+                ],
+            }
+            for m in ticket.messages
+        ],
+        "events": [
+            {"at": _iso(e.at), "actor": e.actor, "type": e.type, "data": e.data}
+            for e in ticket.events
+        ],
+    }

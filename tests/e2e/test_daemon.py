@@ -1,0 +1,219 @@
+"""The real daemon as a subprocess: SMTP and LMTP in, acknowledgement out to an SMTP sink."""
+
+from __future__ import annotations
+
+import json
+import signal
+import smtplib
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Daemon, Sink
+from tests.helpers import free_port, mail, read_until
+
+
+def postdesk(
+    config: Path, *args: str, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "--config", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def tickets(config: Path) -> list[dict[str, Any]]:
+    done = postdesk(config, "tickets", "list", "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def daemon_config(write_config: Callable[..., Path], smtp_sink: tuple[Sink, int]) -> Path:
+    _, sink_port = smtp_sink
+    return write_config(
+        listen={"smtp": f"127.0.0.1:{free_port()}", "lmtp": f"127.0.0.1:{free_port()}"},
+        outgoing={"smtp": {"host": "127.0.0.1", "port": sink_port}},
+    )
+
+
+def test_mail_over_smtp_gets_ticket_and_acknowledgement(
+    daemon_config: Path, start_daemon: Callable[[Path], Daemon], smtp_sink: tuple[Sink, int]
+) -> None:
+    sink, _ = smtp_sink
+    daemon = start_daemon(daemon_config)
+    customer = mail(subject="Счёт не оплачивается", body="Здравствуйте! Не проходит оплата.")
+    with smtplib.SMTP("127.0.0.1", daemon.smtp_port) as client:
+        client.send_message(customer)
+    (ack,) = sink.wait_for(1)
+    assert "[#1]" in ack["Subject"]
+    assert ack["To"] == "ann@example.org" or "ann@example.org" in ack["To"]
+    assert ack["Auto-Submitted"] == "auto-replied"
+    assert ack["In-Reply-To"] == customer["Message-ID"]
+    assert sink.messages[0][1] == ["ann@example.org"]
+    (ticket,) = tickets(daemon_config)
+    assert ticket["subject"] == "Счёт не оплачивается"
+    assert ticket["number"] == 1
+
+
+def test_other_recipients_are_refused_no_open_relay(
+    daemon_config: Path, start_daemon: Callable[[Path], Daemon]
+) -> None:
+    daemon = start_daemon(daemon_config)
+    with smtplib.SMTP("127.0.0.1", daemon.smtp_port) as client:
+        client.ehlo()
+        client.mail("spammer@example.net")
+        code, _ = client.rcpt("victim@elsewhere.example")
+        assert code == 550
+        assert client.rcpt("support+t1xabc@example.com")[0] == 250
+        assert client.rcpt("SUPPORT@Example.com")[0] == 250
+
+
+def test_same_message_twice_over_smtp_is_one_ticket(
+    daemon_config: Path, start_daemon: Callable[[Path], Daemon], smtp_sink: tuple[Sink, int]
+) -> None:
+    sink, _ = smtp_sink
+    daemon = start_daemon(daemon_config)
+    message = mail()
+    for _ in range(2):
+        with smtplib.SMTP("127.0.0.1", daemon.smtp_port) as client:
+            client.send_message(message)
+    sink.wait_for(1)
+    assert len(tickets(daemon_config)) == 1
+
+
+def test_lmtp_answers_per_recipient(
+    daemon_config: Path, start_daemon: Callable[[Path], Daemon]
+) -> None:
+    daemon = start_daemon(daemon_config)
+    with smtplib.LMTP("127.0.0.1", daemon.lmtp_port) as client:
+        refused = client.sendmail(
+            "ann@example.org",
+            ["support@example.com", "support+x@example.com"],
+            mail().as_bytes(),
+        )
+    assert refused == {}
+    assert len(tickets(daemon_config)) == 1
+
+
+def test_sigterm_stops_gracefully_and_sighup_with_broken_rules_keeps_running(
+    write_config: Callable[..., Path], start_daemon: Callable[[Path], Daemon], tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("defaults: {queue: general, priority: normal}\nrules: []\n")
+    config = write_config(listen={"smtp": f"127.0.0.1:{free_port()}"}, rules=str(rules))
+    daemon = start_daemon(config)
+    rules.write_text("rules:\n  - name: x\n    then: {queue: nowhere\n")
+    daemon.process.send_signal(signal.SIGHUP)
+    read_until(daemon.process, "reload refused", daemon.log, timeout=20)
+    with smtplib.SMTP("127.0.0.1", daemon.smtp_port) as client:
+        client.send_message(mail())
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.process.wait(timeout=30) == 0
+    assert len(tickets(config)) == 1
+
+
+def test_daemon_refuses_an_old_schema(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    config = write_config(listen={"smtp": f"127.0.0.1:{free_port()}"})
+    assert postdesk(config, "db", "upgrade").returncode == 0
+    with sqlite3.connect(tmp_path / "data" / "postdesk.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0000'")
+    done = postdesk(config, "run")
+    assert done.returncode == 78
+    assert b"postdesk db upgrade" in done.stderr
+
+
+def test_ingest_pipe_writes_acknowledgement_to_maildir(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = write_config()
+    done = postdesk(config, "ingest", stdin=mail().as_bytes())
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout)["outcome"] == "ticket_created"
+    sent = list((tmp_path / "sent" / "new").iterdir())
+    assert len(sent) == 1
+    assert b"[#1]" in sent[0].read_bytes()
+
+
+def test_ingest_exits_75_when_database_is_unavailable(write_config: Callable[..., Path]) -> None:
+    config = write_config(database=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none")
+    done = postdesk(config, "ingest", stdin=mail().as_bytes())
+    assert done.returncode == 75
+    assert b"database unavailable" in done.stderr
+
+
+def test_quarantine_list_show_release(write_config: Callable[..., Path]) -> None:
+    config = write_config()
+    raw = b"Subject: who sent this?\r\n\r\nno sender anywhere\r\n"
+    assert postdesk(config, "ingest", stdin=raw).returncode == 0
+    listed = json.loads(postdesk(config, "quarantine", "list", "--json").stdout)
+    assert len(listed) == 1 and "sender" in listed[0]["reason"]
+    shown = postdesk(config, "quarantine", "show", str(listed[0]["id"]))
+    assert b"no sender anywhere" in shown.stdout
+    released = postdesk(config, "quarantine", "release", str(listed[0]["id"]))
+    assert json.loads(released.stdout)["outcome"] == "quarantined"
+
+
+def test_check_config_reports_file_and_line(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    good = write_config()
+    assert postdesk(good, "check-config").returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("support_addresses: [support@example.com]\nlisten:\n  smpt: 1\n")
+    done = postdesk(bad, "check-config")
+    assert done.returncode == 78
+    assert f"{bad}:3: listen.smpt: unknown key".encode() in done.stderr
+
+
+def test_usage_errors_exit_64(write_config: Callable[..., Path]) -> None:
+    assert postdesk(write_config(), "no-such-command").returncode == 64
+
+
+def test_init_writes_a_config_that_checks(tmp_path: Path) -> None:
+    target = tmp_path / "etc"
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "init", str(target)], capture_output=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert postdesk(target / "config.yaml", "check-config").returncode == 0
+
+
+def test_send_outbox_retries_then_delivers_once(
+    write_config: Callable[..., Path], smtp_sink: tuple[Sink, int]
+) -> None:
+    sink, port = smtp_sink
+    config = write_config(outgoing={"smtp": {"host": "127.0.0.1", "port": port}})
+    sink.refuse_with = "451 4.3.0 try later"
+    done = postdesk(config, "ingest", stdin=mail().as_bytes())
+    assert done.returncode == 0
+    assert sink.messages == []
+    sink.refuse_with = None
+    early = postdesk(config, "send-outbox")
+    assert json.loads(early.stdout) == {"sent": 0, "retried": 0, "failed": 0}
+    later = postdesk(config, "send-outbox", "--now", "2100-01-01T00:00:00+00:00")
+    assert json.loads(later.stdout)["sent"] == 1
+    again = postdesk(config, "send-outbox", "--now", "2100-01-02T00:00:00+00:00")
+    assert json.loads(again.stdout)["sent"] == 0
+    assert len(sink.wait_for(1)) == 1
+
+
+def test_permanent_refusal_is_not_retried(
+    write_config: Callable[..., Path], smtp_sink: tuple[Sink, int]
+) -> None:
+    sink, port = smtp_sink
+    config = write_config(outgoing={"smtp": {"host": "127.0.0.1", "port": port}})
+    sink.refuse_with = "550 5.1.1 no such user"
+    assert postdesk(config, "ingest", stdin=mail().as_bytes()).returncode == 0
+    sink.refuse_with = None
+    later = postdesk(config, "send-outbox", "--now", "2100-01-01T00:00:00+00:00")
+    assert json.loads(later.stdout)["sent"] == 0
+    status = json.loads(postdesk(config, "status", "--json").stdout)
+    assert status["outbox"]["failed"] == 1

@@ -1,0 +1,69 @@
+"""Helpers shared by the tests: mail factories, ports, reading the daemon's log."""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import subprocess
+import time
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import make_msgid
+from pathlib import Path
+from typing import cast
+
+DATA = Path(__file__).parent / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def mail(
+    sender: str = "Ann Customer <ann@example.org>",
+    subject: str = "Printer is on fire",
+    body: str = "Hello, the printer in room 4 is on fire.",
+    to: str = "support@example.com",
+    **headers: str,
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(domain="example.org")
+    msg["Date"] = "Mon, 23 Nov 2026 10:00:00 +0000"
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    return msg
+
+
+def parse_mail(content: bytes) -> EmailMessage:
+    return cast(EmailMessage, BytesParser(policy=policy.default).parsebytes(content))
+
+
+def read_until(
+    process: subprocess.Popen[bytes], marker: str, log: list[str], timeout: float
+) -> None:
+    """Read the daemon's stderr until a log line contains marker (no fixed sleeps)."""
+    assert process.stderr is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stderr, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not selector.select(timeout=deadline - time.monotonic()):
+            break
+        line = process.stderr.readline().decode("utf-8", "replace")
+        if not line:
+            break
+        log.append(line)
+        if marker in line:
+            return
+    raise AssertionError(f"daemon never logged {marker!r}:\n{''.join(log)}")
+
+
+def load_mail(name: str) -> bytes:
+    return (DATA / "mail" / name).read_bytes()

@@ -1,0 +1,84 @@
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from config.errors import ConfigError
+from config.loader import EXAMPLE_DIR, load, read_secret
+from config.schema import SmtpRelay, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30m", timedelta(minutes=30)),
+        ("8h", timedelta(hours=8)),
+        ("2d", timedelta(days=2)),
+        ("1h30m", timedelta(hours=1, minutes=30)),
+        (90, timedelta(seconds=90)),
+    ],
+)
+def test_durations(text: object, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["soon", "5x", "2d later", ""])
+def test_bad_duration_is_explained(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_embedded_default_without_any_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("POSTDESK_CONFIG", raising=False)
+    settings = load()
+    assert settings.database_url == "sqlite:///postdesk-data/postdesk.db"
+    assert settings.support_addresses == ["support@localhost"]
+    assert settings.listen.smtp == "127.0.0.1:2525"
+    assert settings.outgoing.maildir is None and settings.outgoing.smtp is None
+
+
+def test_example_config_loads_with_paths_relative_to_its_folder() -> None:
+    settings = load(EXAMPLE_DIR / "config.yaml")
+    assert settings.data_dir == EXAMPLE_DIR / "data"
+    assert settings.database == f"sqlite:///{EXAMPLE_DIR / 'data' / 'postdesk.db'}"
+    assert settings.rules == EXAMPLE_DIR / "rules.yaml"
+    assert settings.sla["urgent"].first_response == timedelta(minutes=30)
+
+
+def test_unknown_key_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("support_addresses: [a@b.c]\nlisten:\n  smpt: 127.0.0.1:25\n")
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    assert f"{path}:3: listen.smpt: unknown key" in str(err.value)
+
+
+def test_bad_value_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("sla:\n  urgent: {first_response: soon, resolution: 8h}\n")
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    assert f"{path}:2: sla.urgent.first_response:" in str(err.value)
+    assert "not a duration" in str(err.value)
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("listen:\n  smtp: [unclosed\nlanguage: en\n")
+    with pytest.raises(ConfigError, match=rf"{path}:\d+: YAML syntax error"):
+        load(path)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path / "nope.yaml")
+
+
+def test_secret_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PD_TEST_PW", "s3cret")
+    assert read_secret(SmtpRelay(host="h", password_env="PD_TEST_PW"), "x") == "s3cret"
+    secret = tmp_path / "pw"
+    secret.write_text("from-file\n")
+    assert read_secret(SmtpRelay(host="h", password_file=secret), "x") == "from-file"
+    with pytest.raises(ConfigError, match="PD_UNSET_VAR is not set"):
+        read_secret(SmtpRelay(host="h", password_env="PD_UNSET_VAR"), "outgoing.smtp")
