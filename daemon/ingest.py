@@ -214,6 +214,7 @@ def _create(
         rules=list(decision.matched),
         queue=ticket.queue,
         priority=ticket.priority,
+        defects=list(msg.defects),
     )
     if related is not None:
         add_event(ticket, actor="postdesk", type="possibly_related", now=now, ticket=related.number)
@@ -248,6 +249,7 @@ def _append(
         inbound=inbound.id,
         status=[before, ticket.status],
         participants_added=added,
+        defects=list(msg.defects),
     )
     queued = 0
     if app.settings.autoreply.on_followup and msg.kind == Kind.CUSTOMER:
@@ -267,7 +269,8 @@ def _acknowledge(
 ) -> int:
     """Queue the acknowledgement if rules and policy allow; the decision is recorded either way."""
     settings = app.settings
-    if decision.autoreply is None:
+    template = decision.autoreply
+    if template is None:
         reason = decision.autoreply_reason or "suppressed by rules"
     else:
         verdict = decide(
@@ -280,13 +283,12 @@ def _acknowledge(
             is_new_ticket=len(ticket.messages) <= 1,
             on_followup=settings.autoreply.on_followup,
             when=settings.autoreply.when,
+            loop_marker=app.loop_marker,
         )
-        reason = "" if verdict.send else verdict.reason
-    if reason:
+        reason = verdict.reason
+    if template is None or reason:
         add_event(ticket, actor="postdesk", type="autoreply_suppressed", now=now, reason=reason)
         return 0
-    queue_acknowledgement(app, session, ticket, msg, decision, now)
-    add_event(
-        ticket, actor="postdesk", type="autoreply_queued", now=now, template=decision.autoreply
-    )
+    queue_acknowledgement(app, session, ticket, msg, template, decision, now)
+    add_event(ticket, actor="postdesk", type="autoreply_queued", now=now, template=template)
     return 1

@@ -29,6 +29,8 @@ class Attachment:
     sha256: str
     """Key of the content in the blob store (hex digest of the decoded bytes)."""
     inline: bool = False
+    stored: bool = True
+    """False when the content was over the size limit: only the raw message keeps it."""
 
 
 @dataclass(frozen=True)

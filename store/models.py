@@ -139,6 +139,8 @@ class AttachmentRow(Base):
     content_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64))
+    inline: Mapped[bool] = mapped_column(default=False)
+    stored: Mapped[bool] = mapped_column(default=True)
 
 
 class Event(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.utils import parseaddr
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -26,7 +27,7 @@ def enqueue(
     row = Outbox(
         ticket_id=ticket_id,
         kind=kind,
-        sender=str(mail["From"] or ""),
+        sender=parseaddr(str(mail["From"] or ""))[1],
         to_addr=recipients[0].lower() if recipients else "",
         recipients=[r.lower() for r in recipients],
         message_id=str(mail["Message-ID"] or "").strip("<>"),

@@ -126,7 +126,12 @@ def record_inbound(
         created_at=now,
         attachments=[
             AttachmentRow(
-                filename=a.filename, content_type=a.content_type, size=a.size, sha256=a.sha256
+                filename=a.filename,
+                content_type=a.content_type,
+                size=a.size,
+                sha256=a.sha256,
+                inline=a.inline,
+                stored=a.stored,
             )
             for a in msg.attachments
         ],

@@ -11,7 +11,9 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import make_msgid
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
+
+from parsers.model import InboundMessage, Kind
 
 DATA = Path(__file__).parent / "data"
 
@@ -67,3 +69,32 @@ def read_until(
 
 def load_mail(name: str) -> bytes:
     return (DATA / "mail" / name).read_bytes()
+
+
+def inbound(**overrides: Any) -> InboundMessage:
+    """An InboundMessage as the parser would build it for a plain customer mail."""
+    fields: dict[str, Any] = {
+        "raw_sha256": "0" * 64,
+        "message_id": "m1@example.org",
+        "subject": "Printer is on fire",
+        "from_addr": "ann@example.org",
+        "from_name": "Ann Customer",
+        "to": ("support@example.com",),
+        "cc": (),
+        "reply_to": (),
+        "return_path": "ann@example.org",
+        "date": None,
+        "in_reply_to": (),
+        "references": (),
+        "text": "Hello, the printer in room 4 is on fire.",
+        "html": None,
+        "new_text": "Hello, the printer in room 4 is on fire.",
+        "attachments": (),
+        "headers": {},
+        "kind": Kind.CUSTOMER,
+        "kind_reason": "",
+        "ticket_number": None,
+        "token_tickets": (),
+    }
+    fields.update(overrides)
+    return InboundMessage(**fields)

@@ -183,6 +183,8 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(length=255), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("inline", sa.Boolean(), nullable=False),
+        sa.Column("stored", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["message_id"],
             ["messages.id"],

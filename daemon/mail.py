@@ -1,0 +1,107 @@
+"""Mail that postdesk writes: composed from templates and queued in the caller's transaction."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from autoreplies.render import compose
+from autoreplies.wording import response_time
+from daemon.app import App
+from parsers.model import InboundMessage
+from parsers.references import make_token
+from rules.engine import Decision
+from store import outbox
+from store.models import Ticket
+from store.tickets import record_outbound
+
+
+def support_address(app: App, msg: InboundMessage) -> str:
+    """The support address the customer wrote to, so answers come from where they wrote."""
+    for address in (*msg.to, *msg.cc):
+        local, _, domain = address.rpartition("@")
+        base = f"{local.split('+', 1)[0]}@{domain}"
+        if base in app.own_addresses:
+            return base
+    return app.settings.support_addresses[0]
+
+
+def message_id(app: App, ticket: Ticket, address: str) -> str:
+    """A Message-ID that proves the ticket when a reply references it."""
+    domain = address.rpartition("@")[2]
+    return f"pd.{make_token(app.secret, ticket.id)}.{secrets.token_hex(6)}@{domain}"
+
+
+def reply_address(app: App, ticket: Ticket, address: str) -> str:
+    local, _, domain = address.rpartition("@")
+    return f"{local}+{make_token(app.secret, ticket.id)}@{domain}"
+
+
+def queue_acknowledgement(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    msg: InboundMessage,
+    template: str,
+    decision: Decision,
+    now: datetime,
+) -> None:
+    settings = app.settings
+    language = ticket.language or settings.language
+    sla = settings.sla.get(ticket.priority)
+    variables: dict[str, Any] = {
+        "ticket": {
+            "number": ticket.number,
+            "subject": ticket.subject,
+            "priority": ticket.priority,
+            "queue": ticket.queue,
+        },
+        "customer_name": msg.from_name,
+        "response_time": response_time(sla.first_response, language) if sla else "",
+        "channels": [
+            {"name": c.name, "value": c.value}
+            for c in settings.channels
+            if not c.for_ or ticket.priority in c.for_
+        ],
+        "links": [{"title": link.title, "url": link.url} for link in decision.links],
+        "support_address": settings.support_addresses[0],
+    }
+    rendered = app.policy.templates.render(
+        template, language, variables, html=settings.autoreply.html
+    )
+    sender = support_address(app, msg)
+    mid = message_id(app, ticket, sender)
+    mail = compose(
+        rendered,
+        from_addr=sender,
+        to=ticket.requester,
+        message_id=mid,
+        date=now,
+        in_reply_to=msg.message_id,
+        references=msg.references,
+        auto_submitted="auto-replied",
+        loop_marker=app.loop_marker,
+        extra_headers={"Reply-To": reply_address(app, ticket, sender)},
+    )
+    outbox.enqueue(
+        session,
+        mail=mail,
+        kind="autoreply",
+        recipients=[ticket.requester],
+        now=now,
+        ticket_id=ticket.id,
+    )
+    record_outbound(
+        session,
+        ticket,
+        kind="autoreply",
+        from_addr=sender,
+        to=[ticket.requester],
+        subject=rendered.subject,
+        body=rendered.text,
+        message_id=mid,
+        now=now,
+    )

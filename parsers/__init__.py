@@ -1,0 +1,84 @@
+"""Raw bytes to an ``InboundMessage``; the only error it raises is ``BadData``."""
+
+from __future__ import annotations
+
+import hashlib
+
+from config.errors import BadData
+from parsers import mime
+from parsers.classify import bounced_recipients, classify
+from parsers.commands import commands
+from parsers.model import InboundMessage, Kind, ParseContext
+from parsers.quotes import split_reply
+from parsers.references import message_ids, subject_tag, token_tickets
+
+MAX_SUBJECT = 998
+
+__all__ = ["parse"]
+
+
+def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
+    parsed = mime.read(raw, ctx.store_blob, ctx.max_attachment_bytes)
+    message = parsed.message
+    if not message.keys():
+        raise BadData("not a mail message: no header fields")
+    headers = mime.headers(message)
+    senders = mime.addresses(message, "from")
+    if len(mime.raw_values(message, "from")) > 1 and len({a for _, a in senders}) > 1:
+        raise BadData("several From fields name different senders")
+    if not senders:
+        senders = mime.addresses(message, "sender") or mime.addresses(message, "reply-to")
+        if senders:
+            parsed.defects.append("no usable From; sender taken from Sender/Reply-To")
+    from_name, from_addr = senders[0] if senders else ("", "")
+    own = frozenset(a.lower() for a in ctx.own_addresses)
+    kind, reason = classify(message, headers, from_addr, own, ctx.agent_addresses, ctx.loop_marker)
+    if kind in (Kind.CUSTOMER, Kind.AGENT) and not from_addr:
+        raise BadData("no sender address (From is missing or unreadable)")
+    if not parsed.text.strip() and not parsed.attachments and _mime_broken(parsed.defects):
+        raise BadData("no readable content: " + "; ".join(parsed.defects[:5]))
+    subject = headers.get("subject", "")
+    if len(subject) > MAX_SUBJECT:
+        parsed.defects.append(f"subject of {len(subject)} characters cut to {MAX_SUBJECT}")
+        subject = subject[:MAX_SUBJECT]
+    recipients = [a for _, a in mime.addresses(message, "to")]
+    cc = [a for _, a in mime.addresses(message, "cc")]
+    in_reply_to = message_ids(headers.get("in-reply-to", ""))
+    references = message_ids(headers.get("references", ""))
+    new_text = split_reply(parsed.text)
+    return_path = headers.get("return-path")
+    message_id = message_ids(headers.get("message-id", ""))
+    delivered = [a for _, a in mime.addresses(message, "delivered-to")]
+    return InboundMessage(
+        raw_sha256=hashlib.sha256(raw).hexdigest(),
+        message_id=message_id[0] if message_id else None,
+        subject=subject,
+        from_addr=from_addr,
+        from_name=from_name,
+        to=tuple(recipients),
+        cc=tuple(cc),
+        reply_to=tuple(a for _, a in mime.addresses(message, "reply-to")),
+        return_path=None if return_path is None else return_path.strip("<> "),
+        date=mime.date(message),
+        in_reply_to=in_reply_to,
+        references=references,
+        text=parsed.text,
+        html=parsed.html,
+        new_text=new_text,
+        attachments=tuple(parsed.attachments),
+        headers=headers,
+        kind=kind,
+        kind_reason=reason,
+        ticket_number=subject_tag(subject),
+        token_tickets=token_tickets(
+            ctx.secret, [*recipients, *cc, *delivered], [*in_reply_to, *references]
+        ),
+        bounced_recipients=bounced_recipients(message) if kind == Kind.BOUNCE else (),
+        commands=commands(new_text) if kind == Kind.AGENT else (),
+        defects=tuple(parsed.defects),
+        size=len(raw),
+    )
+
+
+def _mime_broken(defects: list[str]) -> bool:
+    return any("Boundary" in d or "Multipart" in d or "nesting" in d for d in defects)

@@ -1,0 +1,243 @@
+"""Raw bytes to decoded fields: headers, addresses, text, HTML and attachments.
+
+mail-parser builds the message tree and reports MIME defects; the fields are then read from
+that tree here, because mail-parser decodes text with ``errors="ignore"`` (silently losing
+Russian 8-bit mail) and keeps attachments in memory as base64. When mail-parser itself fails,
+the standard library parser takes over, so a message is never lost to a parser bug.
+"""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import logging
+import mimetypes
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses, parsedate_to_datetime
+
+import mailparser
+from inscriptis import get_text
+
+from parsers.charsets import decode
+from parsers.model import Attachment
+
+log = logging.getLogger("postdesk.parsers")
+
+MAX_DEPTH = 30
+MAX_PARTS = 500
+MAX_HTML_CHARS = 2_000_000
+MAX_HEADER_CHARS = 998 * 4
+CONTAINERS = ("message/rfc822", "message/global", "message/delivery-status", "text/rfc822-headers")
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+SPACES = re.compile(r"\s+")
+LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*\r?\n)+")
+
+
+@dataclass
+class Parsed:
+    message: Message
+    text: str = ""
+    html: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+
+
+def read(raw: bytes, store_blob: Callable[[bytes], str] | None, max_attachment: int) -> Parsed:
+    raw = _normalise(raw)
+    try:
+        parser = mailparser.MailParser.from_bytes(raw)
+        parsed = Parsed(parser.message)
+        parsed.defects.extend(sorted(parser.defects_categories))
+    except Exception as exc:
+        parsed = Parsed(email.message_from_bytes(raw))
+        parsed.defects.append(f"mail-parser failed ({exc!r}); read with the standard parser")
+    _read_body(parsed, store_blob, max_attachment)
+    return parsed
+
+
+def _normalise(raw: bytes) -> bytes:
+    """A UTF-8 BOM, blank lines before the first header and classic Mac CR-only line ends
+    each hide every header from the parser; all three are seen in real mail."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    head = raw[:4096]
+    if b"\r" in head and b"\n" not in head:
+        raw = raw.replace(b"\r", b"\n")
+    return LEADING_BLANK_LINES.sub(b"", raw, count=1)
+
+
+def header(message: Message, name: str) -> str:
+    """The first field of that name as clean text: encoded words and raw 8-bit decoded."""
+    values = raw_values(message, name)
+    return header_text(values[0]) if values else ""
+
+
+def raw_values(message: Message, name: str) -> list[str]:
+    """Field values as received: ``get()`` hides raw 8-bit bytes behind an unknown-8bit Header."""
+    name = name.lower()
+    return [str(v) for k, v in message.raw_items() if k.lower() == name]
+
+
+def header_text(value: object) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        text, _ = decode(text.encode("ascii", "surrogateescape"))
+    if "=?" in text:
+        text = _decode_words(text)
+    return SPACES.sub(" ", CONTROL.sub(" ", text)).strip()[:MAX_HEADER_CHARS]
+
+
+def _decode_words(text: str) -> str:
+    try:
+        return str(make_header(decode_header(text)))
+    except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
+        parts = []
+        for chunk, charset in decode_header(text):
+            if isinstance(chunk, str):
+                parts.append(chunk)
+            else:
+                parts.append(decode(chunk, charset)[0])
+        return "".join(parts)
+
+
+def addresses(message: Message, name: str) -> list[tuple[str, str]]:
+    """(display name, lower-case address) pairs; entries without an ``@`` are dropped."""
+    fields = [header_text(v) for v in raw_values(message, name)]
+    result = []
+    for display, address in getaddresses(fields):
+        address = address.strip().strip("<>").lower()
+        if "@" in address and " " not in address and len(address) <= 320:
+            result.append((display.strip(), address))
+    return result
+
+
+def date(message: Message) -> datetime | None:
+    value = header(message, "date")
+    try:
+        return parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def headers(message: Message) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, value in message.raw_items():
+        key = name.strip().lower()
+        if key not in found:
+            found[key] = header_text(value)
+    return found
+
+
+def _walk(message: Message, parsed: Parsed) -> Iterator[Message]:
+    """Leaves and enclosed messages, without recursion: a nesting attack cannot overflow."""
+    stack: list[tuple[Message, int]] = [(message, 0)]
+    count = 0
+    while stack:
+        part, depth = stack.pop()
+        count += 1
+        if count > MAX_PARTS:
+            parsed.defects.append(f"more than {MAX_PARTS} MIME parts; the rest kept only raw")
+            return
+        if part.get_content_type() in CONTAINERS or not part.is_multipart():
+            yield part
+            continue
+        if depth >= MAX_DEPTH:
+            parsed.defects.append(f"MIME nesting deeper than {MAX_DEPTH}; kept only raw")
+            continue
+        children = part.get_payload()
+        if isinstance(children, list):
+            stack.extend((child, depth + 1) for child in reversed(children))
+
+
+def _read_body(parsed: Parsed, store_blob: Callable[[bytes], str] | None, limit: int) -> None:
+    plain: list[str] = []
+    html: list[str] = []
+    for part in _walk(parsed.message, parsed):
+        ctype = part.get_content_type()
+        if ctype.startswith("multipart/"):
+            parsed.defects.append(f"{ctype} without parts, read as text")
+            ctype = "text/plain"
+        disposition = (part.get_content_disposition() or "").lower()
+        named = bool(part.get_filename())
+        if ctype in ("text/plain", "text/html") and disposition != "attachment" and not named:
+            text = _text(part, parsed)
+            (plain if ctype == "text/plain" else html).append(text)
+        else:
+            parsed.attachments.append(_attachment(part, parsed, store_blob, limit))
+    parsed.html = "\n".join(html) or None
+    parsed.text = "\n\n".join(t.strip("\n") for t in plain if t.strip())
+    if not parsed.text and parsed.html:
+        parsed.text = html_to_text(parsed.html)
+
+
+def _payload(part: Message) -> bytes:
+    if part.is_multipart() or part.get_content_type() in CONTAINERS:
+        try:
+            return part.as_bytes() if part.is_multipart() else _raw_payload(part)
+        except (ValueError, LookupError, UnicodeError, TypeError):
+            return str(part).encode("utf-8", "surrogateescape")
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+def _raw_payload(part: Message) -> bytes:
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return b"".join(p.as_bytes() for p in payload)
+    return str(payload).encode("utf-8", "surrogateescape")
+
+
+def _text(part: Message, parsed: Parsed) -> str:
+    text, note = decode(_payload(part), part.get_content_charset())
+    if note:
+        parsed.defects.append(note)
+    return text.replace("\r\n", "\n")
+
+
+def html_to_text(html: str) -> str:
+    """Readable text of an HTML body; only the first 2 million characters of a huge one."""
+    try:
+        return get_text(html[:MAX_HTML_CHARS]).strip()
+    except Exception as exc:
+        log.warning("HTML conversion failed", extra={"error": repr(exc)})
+        return re.sub(r"<[^>]*>", " ", html[:MAX_HTML_CHARS]).strip()
+
+
+def _attachment(
+    part: Message, parsed: Parsed, store_blob: Callable[[bytes], str] | None, limit: int
+) -> Attachment:
+    ctype = part.get_content_type()[:255]
+    data = _payload(part)
+    digest = hashlib.sha256(data).hexdigest()
+    name = safe_filename(header_text(part.get_filename() or ""), ctype, len(parsed.attachments))
+    stored = store_blob is not None and len(data) <= limit
+    if stored:
+        store_blob(data)
+    elif store_blob is not None:
+        parsed.defects.append(
+            f"attachment {name!r} ({len(data)} bytes) is over the limit of "
+            f"{limit} bytes: recorded, not stored (the raw message keeps it)"
+        )
+    inline = (part.get_content_disposition() or "") == "inline" or bool(part.get("content-id"))
+    return Attachment(name, ctype, len(data), digest, inline=inline, stored=stored)
+
+
+def safe_filename(name: str, content_type: str, index: int) -> str:
+    """A name safe to show and to save: no path, no control or bidi characters, never empty."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = CONTROL.sub("", name).strip(" .")
+    if not name:
+        extension = mimetypes.guess_extension(content_type) or ".bin"
+        if content_type in CONTAINERS:
+            extension = ".eml"
+        name = f"attachment-{index + 1}{extension}"
+    if len(name) > 200:
+        stem, dot, extension = name.rpartition(".")
+        name = f"{stem[:190]}.{extension[:8]}" if dot and len(extension) <= 8 else name[:200]
+    return name

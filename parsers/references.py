@@ -1,0 +1,69 @@
+"""What ties a message to a ticket: signed reply tokens, Message-IDs we sent, ``[#N]`` tags.
+
+A token is ``t<ticket id>x<HMAC>``: it appears in a reply address (``support+TOKEN@``) and
+in the Message-IDs of our mail (``pd.TOKEN.<random>@``), so a reply proves which ticket it
+answers and a guessed ticket number proves nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+
+TAG = re.compile(r"\[#(\d{1,9})\]")
+TOKEN = re.compile(r"t(\d{1,12})x([a-z2-7]{16})")
+ADDRESS_TOKEN = re.compile(r"^[^@+]+\+(t\d{1,12}x[a-z2-7]{16})@", re.IGNORECASE)
+ID_TOKEN = re.compile(r"^pd\.(t\d{1,12}x[a-z2-7]{16})\.", re.IGNORECASE)
+MESSAGE_ID = re.compile(r"<([^<>\s]{1,900})>")
+
+
+def make_token(secret: bytes, ticket_id: int) -> str:
+    return f"t{ticket_id}x{_mac(secret, ticket_id)}"
+
+
+def verify_token(secret: bytes, token: str) -> int | None:
+    """The ticket id a token proves, or None for anything forged, truncated or foreign."""
+    match = TOKEN.fullmatch(token.lower())
+    if match is None or not secret:
+        return None
+    ticket_id = int(match[1])
+    return ticket_id if hmac.compare_digest(match[2], _mac(secret, ticket_id)) else None
+
+
+def _mac(secret: bytes, ticket_id: int) -> str:
+    digest = hmac.new(secret, f"ticket:{ticket_id}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:10]).decode().lower()
+
+
+def token_tickets(
+    secret: bytes, addresses: Iterable[str], message_ids: Iterable[str]
+) -> tuple[int, ...]:
+    """Ticket ids proven by tokens in recipient addresses or referenced Message-IDs."""
+    found: list[int] = []
+    candidates = [m[1] for a in addresses if (m := ADDRESS_TOKEN.match(a))]
+    candidates += [m[1] for i in message_ids if (m := ID_TOKEN.match(i))]
+    for token in candidates:
+        ticket_id = verify_token(secret, token)
+        if ticket_id is not None and ticket_id not in found:
+            found.append(ticket_id)
+    return tuple(found)
+
+
+def subject_tag(subject: str) -> int | None:
+    match = TAG.search(subject)
+    return int(match[1]) if match else None
+
+
+def message_ids(value: str) -> tuple[str, ...]:
+    """The ids in an In-Reply-To or References header, without angle brackets.
+
+    Broken clients omit the brackets; then each whitespace-separated word with an ``@``
+    counts.
+    """
+    ids = MESSAGE_ID.findall(value)
+    if not ids:
+        ids = [word.strip("<>,;") for word in value.split() if "@" in word]
+    return tuple(dict.fromkeys(i for i in ids if i))

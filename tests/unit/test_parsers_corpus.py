@@ -1,0 +1,91 @@
+"""Every message of the real-world corpus through the parser: what it must and must not be.
+
+The labels come from tests/data/corpus/MANIFEST.tsv. Where postdesk deliberately decides
+otherwise the case is listed in DISAGREE with the reason, as a strict xfail: if the code
+changes its mind, the test says so.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from config.errors import BadData
+from parsers import parse
+from parsers.model import Kind, ParseContext
+from tests.helpers import DATA
+
+CORPUS = DATA / "corpus"
+ROWS = list(csv.DictReader((CORPUS / "MANIFEST.tsv").open(encoding="utf-8"), delimiter="\t"))
+MACHINE = {Kind.BOUNCE, Kind.AUTOREPLY, Kind.BULK, Kind.LOOP}
+CONTEXT = ParseContext(
+    own_addresses=frozenset({"support@example.com"}),
+    secret=b"corpus",
+    loop_marker="support@example.com",
+    store_blob=lambda data: "",
+)
+
+NO_HEADERS_SIGNAL = "machine mail with no header that says so; only content filtering would know"
+DISAGREE = {
+    "bounceparser/bluebottle.eml": "challenge-response request that looks like a plain reply",
+    "bounce_email-py/tt_1234241664.eml": NO_HEADERS_SIGNAL,
+    "mail-parser/mail_test_10.eml": NO_HEADERS_SIGNAL,
+    "php-mime-mail-parser/issue230.eml": NO_HEADERS_SIGNAL,
+    "php-mime-mail-parser/m0020.eml": NO_HEADERS_SIGNAL,
+    "mimekit/multipart-digest.eml": "a forwarded digest item without list headers",
+    "flanker/messages_attached-pdf.eml": "no From field at all: cannot be a ticket",
+    "php-mime-mail-parser/m0024.eml": "carries a Mailing-List header: treated as list mail",
+    "mimekit/epilogue.eml": "posted to a newsgroup (Newsgroups header): treated as list mail",
+}
+
+
+def _outcome(path: str) -> tuple[str, str]:
+    try:
+        msg = parse((CORPUS / path).read_bytes(), CONTEXT)
+    except BadData as exc:
+        return "quarantine", str(exc)
+    return str(msg.kind), msg.kind_reason
+
+
+def _cases(*expected: str) -> list[object]:
+    return [
+        pytest.param(
+            r["path"],
+            id=r["path"],
+            marks=[pytest.mark.xfail(strict=True, reason=DISAGREE[r["path"]])]
+            if r["path"] in DISAGREE
+            else [],
+        )
+        for r in ROWS
+        if r["expected"] in expected
+    ]
+
+
+@pytest.mark.parametrize("path", [r["path"] for r in ROWS])
+def test_every_message_parses_or_is_refused_with_a_reason(path: str) -> None:
+    kind, reason = _outcome(path)
+    if kind == "quarantine":
+        assert reason
+    else:
+        assert kind in {str(k) for k in Kind}
+
+
+@pytest.mark.parametrize("path", _cases("suppress_autoreply", "ignore"))
+def test_machine_mail_is_never_a_customer(path: str) -> None:
+    kind, reason = _outcome(path)
+    assert kind in {*map(str, MACHINE), "quarantine"}, reason
+
+
+@pytest.mark.parametrize("path", _cases("create_ticket", "append_to_thread"))
+def test_human_mail_is_a_customer(path: str) -> None:
+    kind, reason = _outcome(path)
+    assert kind == Kind.CUSTOMER, reason
+
+
+@pytest.mark.parametrize(
+    "path", [r["path"] for r in ROWS if r["kind"] == "non_mail" and r["path"] not in DISAGREE]
+)
+def test_what_is_not_mail_is_quarantined(path: str) -> None:
+    kind, reason = _outcome(path)
+    assert kind == "quarantine", reason
