@@ -81,9 +81,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     if problems:
         return EX_CONFIG
-    print(
-        f"configuration OK: {len(app.policy.rules.rules)} rules, database {app.settings.database_url}"
-    )
+    rules = len(app.policy.rules.rules)
+    print(f"configuration OK: {rules} rules, database {app.settings.database_url}")
     return EX_OK
 
 

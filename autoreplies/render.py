@@ -1,0 +1,172 @@
+"""Templates to mail: Jinja2 renders the words, the standard library composes the message.
+
+Every variable a template uses must be given (StrictUndefined), so a typo in an admin's
+override shows up in `postdesk check-config` instead of as a blank in a customer's mail.
+Every header value is flattened to one line, because customer text (the subject) flows into
+the headers of our replies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    select_autoescape,
+)
+
+from config.errors import ConfigError
+
+SHIPPED = Path(__file__).parent / "templates"
+LANGUAGES = ("en", "ru")
+NAME = re.compile(r"^(?P<name>[a-z0-9_-]+)\.(?P<lang>[a-z]{2})\.txt$")
+UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+MAX_REFERENCES = 20
+
+SAMPLE: dict[str, Any] = {
+    "ticket": {"number": 42, "subject": "Sample subject", "priority": "normal", "queue": "general"},
+    "customer_name": "Ann Customer",
+    "response_time": "8 hours",
+    "channels": [{"name": "Phone", "value": "+1 555 0100"}],
+    "links": [{"title": "Reset your password", "url": "https://help.example.com/password"}],
+    "support_address": "support@example.com",
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str | None = None
+
+
+class Templates:
+    def __init__(self, override: Path | None = None) -> None:
+        folders = [str(override)] if override else []
+        self.folders = [Path(f) for f in folders] + [SHIPPED]
+        self.env = Environment(
+            loader=ChoiceLoader([FileSystemLoader(f) for f in [*folders, str(SHIPPED)]]),
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+            keep_trailing_newline=True,
+        )
+
+    def names(self) -> set[str]:
+        found = set()
+        for folder in self.folders:
+            for path in folder.glob("*.txt") if folder.is_dir() else ():
+                if match := NAME.match(path.name):
+                    found.add(match["name"])
+        return found
+
+    def check(self) -> list[str]:
+        """Render every template in every language with sample values; ``file:line: message``."""
+        problems = []
+        for name in sorted(self.names()):
+            for language in LANGUAGES:
+                for suffix in ("txt", "html"):
+                    problem = self._check_one(f"{name}.{language}.{suffix}")
+                    if problem:
+                        problems.append(problem)
+        return problems
+
+    def _check_one(self, filename: str) -> str | None:
+        try:
+            self.env.get_template(filename).render(SAMPLE)
+        except TemplateNotFound:
+            return None
+        except TemplateSyntaxError as exc:
+            return f"{exc.filename or filename}:{exc.lineno}: {exc.message}"
+        except TemplateError as exc:
+            return f"{self._path(filename)}:{_error_line(exc)}: {exc}"
+        return None
+
+    def render(
+        self, name: str, language: str, variables: Mapping[str, Any], *, html: bool = False
+    ) -> Rendered:
+        language = language if self._exists(f"{name}.{language}.txt") else "en"
+        if not self._exists(f"{name}.{language}.txt"):
+            raise ConfigError(
+                f"no template {name!r} (looked in {', '.join(map(str, self.folders))})"
+            )
+        first, _, body = (
+            self.env.get_template(f"{name}.{language}.txt").render(variables).partition("\n")
+        )
+        if not first.lower().startswith("subject:"):
+            raise ConfigError(f"template {name}.{language}.txt must start with a Subject: line")
+        page = None
+        if html and self._exists(f"{name}.{language}.html"):
+            page = self.env.get_template(f"{name}.{language}.html").render(variables)
+        return Rendered(one_line(first[len("subject:") :]), body.strip("\n") + "\n", page)
+
+    def _path(self, filename: str) -> Path | None:
+        return next((f / filename for f in self.folders if (f / filename).is_file()), None)
+
+    def _exists(self, filename: str) -> bool:
+        return self._path(filename) is not None
+
+
+def _error_line(exc: Exception) -> int:
+    """The template line of a render error, from the traceback Jinja2 rewrites."""
+    tb = exc.__traceback__
+    line = 0
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith((".txt", ".html")):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def one_line(value: str) -> str:
+    """A header value that cannot start a new header: controls and line breaks become spaces."""
+    return " ".join(UNSAFE.sub(" ", value).split())
+
+
+def compose(
+    rendered: Rendered,
+    *,
+    from_addr: str,
+    to: str,
+    message_id: str,
+    date: datetime,
+    in_reply_to: str | None,
+    references: Sequence[str],
+    auto_submitted: str,
+    loop_marker: str,
+    extra_headers: Mapping[str, str] | None = None,
+) -> EmailMessage:
+    """An RFC 3834 automatic message that threads under the mail it answers."""
+    mail = EmailMessage(policy=SMTP)
+    mail["From"] = one_line(from_addr)
+    mail["To"] = one_line(to)
+    mail["Subject"] = one_line(rendered.subject)
+    mail["Date"] = format_datetime(date)
+    mail["Message-ID"] = f"<{one_line(message_id)}>"
+    chain = list(dict.fromkeys([*references, *([in_reply_to] if in_reply_to else [])]))
+    if in_reply_to:
+        mail["In-Reply-To"] = f"<{one_line(in_reply_to)}>"
+    if chain:
+        mail["References"] = " ".join(f"<{one_line(r)}>" for r in chain[-MAX_REFERENCES:])
+    mail["Auto-Submitted"] = auto_submitted
+    mail["X-Auto-Response-Suppress"] = "All"
+    mail["X-Postdesk-Loop"] = one_line(loop_marker)
+    for name, value in (extra_headers or {}).items():
+        mail[name] = one_line(value)
+    mail.set_content(rendered.text, charset="utf-8")
+    if rendered.html is not None:
+        mail.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    return mail

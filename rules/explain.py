@@ -1,0 +1,71 @@
+"""The dry run: what the rules decided for one message, and why, rule by rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parsers.model import InboundMessage
+from rules.engine import Decision
+
+COMPARED = ("queue", "priority", "tags", "assignee", "autoreply", "spam")
+
+
+def explain_json(msg: InboundMessage, decision: Decision) -> dict[str, Any]:
+    return {
+        "message": {
+            "from": msg.from_addr,
+            "subject": msg.subject,
+            "kind": str(msg.kind),
+            "kind_reason": msg.kind_reason,
+            "message_id": msg.message_id,
+        },
+        "decision": {
+            "queue": decision.queue,
+            "priority": decision.priority,
+            "tags": list(decision.tags),
+            "assignee": decision.assignee,
+            "autoreply": decision.autoreply,
+            "autoreply_reason": decision.autoreply_reason,
+            "language": decision.language,
+            "spam": decision.spam,
+            "links": [link.model_dump() for link in decision.links],
+            "matched": list(decision.matched),
+        },
+        "trace": [{"rule": s.rule, "hit": s.hit, "reason": s.reason} for s in decision.trace],
+    }
+
+
+def explain(msg: InboundMessage, decision: Decision) -> str:
+    lines = [
+        f"message: {msg.subject!r} from {msg.from_addr or '(no sender)'}",
+        f"kind: {msg.kind}" + (f" ({msg.kind_reason})" if msg.kind_reason else ""),
+        f"language: {decision.language or 'unknown'}",
+        "",
+        "rules:",
+    ]
+    lines += [f"  {'HIT ' if s.hit else 'miss'} {s.rule}: {s.reason}" for s in decision.trace]
+    if not decision.trace:
+        lines.append("  (no rules)")
+    reply = decision.autoreply or f"none ({decision.autoreply_reason})"
+    lines += [
+        "",
+        "decision:",
+        f"  queue: {decision.queue}",
+        f"  priority: {decision.priority}",
+        f"  tags: {', '.join(decision.tags) or '-'}",
+        f"  assignee: {decision.assignee or '-'}",
+        f"  autoreply: {reply}",
+    ]
+    if decision.spam:
+        lines.append("  spam: yes (quarantined, no ticket)")
+    lines += [f"  link: {link.title} <{link.url}>" for link in decision.links]
+    return "\n".join(lines)
+
+
+def diff(old: Decision, new: Decision) -> dict[str, tuple[Any, Any]]:
+    """The routing fields that differ between two decisions for the same message."""
+    return {
+        name: (getattr(old, name), getattr(new, name))
+        for name in COMPARED
+        if getattr(old, name) != getattr(new, name)
+    }

@@ -1,0 +1,77 @@
+"""rules.yaml to a RuleSet: all checks pass or nothing is returned, so a broken file never
+replaces the rules in force."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from config.errors import ConfigError
+from config.loader import line_of, load_yaml, validate_yaml
+from rules.engine import NO_REPLY
+from rules.matchers import compile_condition
+from rules.model import Rule, RuleSet
+from rules.schema import RulesFile
+
+
+def load_rules(
+    path: Path,
+    *,
+    queues: set[str] | None = None,
+    templates: set[str] | None = None,
+    agents: set[str] | None = None,
+) -> RuleSet:
+    """Validate the file; the named sets, when given, are what actions may refer to."""
+    data = load_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: rules must be a mapping with `defaults` and `rules`")
+    spec = validate_yaml(RulesFile, path, data)
+    problems = _references(spec, queues, templates, agents)
+    if problems:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+        raise ConfigError("\n".join(f"{path}:{line_of(root, loc)}: {msg}" for loc, msg in problems))
+    rules = tuple(
+        Rule(
+            name=r.name,
+            description=r.description,
+            condition=compile_condition(r.if_) if r.if_ else None,
+            actions=r.then,
+            stop=r.stop,
+        )
+        for r in spec.rules
+    )
+    return RuleSet(rules=rules, source=path, defaults=spec.defaults)
+
+
+def _references(
+    spec: RulesFile,
+    queues: set[str] | None,
+    templates: set[str] | None,
+    agents: set[str] | None,
+) -> list[tuple[list[str | int], str]]:
+    problems: list[tuple[list[str | int], str]] = []
+
+    def check(loc: list[str | int], key: str, value: str | None, known: set[str] | None) -> None:
+        if (
+            value is None
+            or not known
+            or value in known
+            or (key == "autoreply" and value == NO_REPLY)
+        ):
+            return
+        problems.append(
+            ([*loc, key], f"unknown {key} {value!r} (known: {', '.join(sorted(known))})")
+        )
+
+    d = spec.defaults
+    check(["defaults"], "queue", d.queue, queues)
+    check(["defaults"], "autoreply", d.autoreply, templates)
+    for i, rule in enumerate(spec.rules):
+        loc: list[str | int] = ["rules", i, "then"]
+        check(loc, "queue", rule.then.queue, queues)
+        check(loc, "autoreply", rule.then.autoreply, templates)
+        check(loc, "assignee", rule.then.assignee and rule.then.assignee.lower(), agents)
+    return problems

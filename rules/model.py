@@ -1,0 +1,26 @@
+"""Rules as loaded: validated specs with their conditions compiled, swapped in as one object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rules.matchers import Check
+from rules.schema import Actions, Defaults
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    condition: Check | None
+    """None: the rule always applies."""
+    actions: Actions
+    stop: bool
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    source: Path
+    defaults: Defaults
