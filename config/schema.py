@@ -182,7 +182,7 @@ class Settings(Strict):
     mailboxes: list[Mailbox] = []
     outgoing: Outgoing = Outgoing()
     agents: list[Agent] = []
-    queues: list[Queue] = [Queue(name="general")]
+    queues: list[Queue] = [Queue(name=n) for n in ("general", "billing", "ops")]
     rules: Path | None = None
     templates: Path | None = None
     language: Literal["en", "ru"] = "en"

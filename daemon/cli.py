@@ -237,14 +237,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     from store.schema import current_revision, head_revision
 
     app = _app(args)
+    database = {
+        "url": app.db.engine.url.render_as_string(),
+        "schema": current_revision(app.db),
+        "schema_expected": head_revision(app.db),
+    }
     with app.db.transaction() as session:
         oldest = oldest_queued(session)
         data = {
-            "database": {
-                "url": app.db.engine.url.render_as_string(),
-                "schema": current_revision(app.db),
-                "schema_expected": head_revision(app.db),
-            },
+            "database": database,
             "inbound": counts(session),
             "outbox": {
                 **outbox_summary(session),

@@ -131,6 +131,7 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[[Path], Daemon]]:
         process = subprocess.Popen(
             [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
             stderr=subprocess.PIPE,
+            bufsize=0,  # unbuffered: read_until's select() must see every line
             cwd=tmp_path,
         )
         data = yaml.safe_load(config.read_text())

@@ -94,12 +94,14 @@ def test_lmtp_answers_per_recipient(
 ) -> None:
     daemon = start_daemon(daemon_config)
     with smtplib.LMTP("127.0.0.1", daemon.lmtp_port) as client:
-        refused = client.sendmail(
-            "ann@example.org",
-            ["support@example.com", "support+x@example.com"],
-            mail().as_bytes(),
-        )
-    assert refused == {}
+        client.ehlo_or_helo_if_needed()
+        assert client.mail("ann@example.org")[0] == 250
+        assert client.rcpt("support@example.com")[0] == 250
+        assert client.rcpt("stranger@example.net")[0] == 550
+        assert client.rcpt("support+x@example.com")[0] == 250
+        # LMTP answers DATA once per accepted recipient (smtplib reads only the first).
+        replies = [client.data(mail().as_bytes()), client.getreply()]
+    assert [code for code, _ in replies] == [250, 250]
     assert len(tickets(daemon_config)) == 1
 
 
@@ -117,6 +119,7 @@ def test_sigterm_stops_gracefully_and_sighup_with_broken_rules_keeps_running(
         client.send_message(mail())
     daemon.process.send_signal(signal.SIGTERM)
     assert daemon.process.wait(timeout=30) == 0
+    rules.write_text("rules: []\n")
     assert len(tickets(config)) == 1
 
 
