@@ -217,7 +217,9 @@ def _create(
         defects=list(msg.defects),
     )
     if related is not None:
-        add_event(ticket, actor="postdesk", type="possibly_related", now=now, related=related.number)
+        add_event(
+            ticket, actor="postdesk", type="possibly_related", now=now, related=related.number
+        )
     queued = _acknowledge(app, session, ticket, msg, decision, now)
     result = _finish(inbound, CREATED, "", ticket)
     return IngestResult(result.outcome, result.ticket_number, decision.autoreply_reason, queued)

@@ -1,0 +1,239 @@
+"""Routing rules from real YAML files: matching, actions, the dry run and load errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from config.errors import ConfigError
+from config.loader import EXAMPLE_DIR
+from parsers.model import Attachment
+from rules.engine import evaluate
+from rules.explain import diff, explain, explain_json
+from rules.loader import load_rules
+from rules.model import RuleSet
+from tests.helpers import inbound
+
+QUEUES = {"general", "billing", "ops"}
+AGENTS = {"anna@example.com", "boris@example.com"}
+
+
+def load(tmp_path: Path, text: str, **known: set[str]) -> RuleSet:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_rules(path, **known)
+
+
+def message(subject: str = "Hello", body: str = "Hello there", **fields: object) -> object:
+    return inbound(subject=subject, new_text=body, text=body, **fields)
+
+
+@pytest.fixture
+def example() -> RuleSet:
+    return load_rules(EXAMPLE_DIR / "rules.yaml", queues=QUEUES, templates={"ack"}, agents=AGENTS)
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "queue", "priority", "language"),
+    [
+        (
+            "Invoice 2026-11 is wrong",
+            "The amount is twice what we agreed.",
+            "billing",
+            "normal",
+            "en",
+        ),
+        (
+            "Вопрос по оплате",
+            "Здравствуйте! Прошу вернуть деньги за счёт.",
+            "billing",
+            "normal",
+            "ru",
+        ),
+        ("Site is down", "Every page answers with an error since ten.", "ops", "urgent", "en"),
+        ("Сайт недоступен", "С утра ничего не открывается, помогите.", "ops", "urgent", "ru"),
+        ("Question about the API", "How do I list my orders?", "general", "normal", "en"),
+    ],
+)
+def test_example_rules_route_english_and_russian(
+    example: RuleSet, subject: str, body: str, queue: str, priority: str, language: str
+) -> None:
+    decision = evaluate(example, message(subject, body))
+    assert (decision.queue, decision.priority, decision.language) == (queue, priority, language)
+    assert decision.autoreply == "ack"
+
+
+def test_example_self_help_link_and_newsletter(example: RuleSet) -> None:
+    help_ = evaluate(example, message("Забыл пароль", "Не могу войти в кабинет"))
+    assert [link.url for link in help_.links] == ["https://help.example.com/password"]
+    news = evaluate(example, message("Our news", "To unsubscribe click here"))
+    assert news.autoreply is None
+    assert news.autoreply_reason == "rule 'newsletters': autoreply: none"
+    assert news.matched == ("newsletters",)
+
+
+KEYWORDS = """
+rules:
+  - name: outage
+    if: {subject: [down, "недоступ"]}
+    then: {queue: ops}
+"""
+
+
+@pytest.mark.parametrize(
+    ("subject", "hit"),
+    [
+        ("Server down", True),
+        ("DOWNTIME tonight", True),
+        ("Sundown party", False),
+        ("Сервис недоступен", True),
+        ("Сервис НЕДОСТУПНА", True),
+        ("доступ недоступ", True),
+        ("Нет доступа", False),
+    ],
+)
+def test_keywords_match_at_word_start_ignoring_case(
+    tmp_path: Path, subject: str, hit: bool
+) -> None:
+    rules = load(tmp_path, KEYWORDS)
+    assert (evaluate(rules, message(subject)).queue == "ops") is hit
+
+
+def test_yo_and_ye_are_the_same_letter(tmp_path: Path) -> None:
+    rules = load(
+        tmp_path, "rules:\n  - name: b\n    if: {subject: [счёт]}\n    then: {queue: billing}\n"
+    )
+    assert evaluate(rules, message("Неверный счет")).queue == "billing"
+
+
+COMBINED = """
+rules:
+  - name: combo
+    if:
+      all:
+        - any: [{subject: [refund]}, {body: {regex: "order #\\\\d+"}}]
+        - not: {from: {domain: example.org}}
+        - body: {all: [card, charged]}
+    then: {queue: billing, tags: [refund]}
+"""
+
+
+def test_all_any_not_and_regex(tmp_path: Path) -> None:
+    rules = load(tmp_path, COMBINED)
+    body = "My card was charged twice for order #123"
+    assert evaluate(rules, message("Hi", body, from_addr="ann@shop.example")).queue == "billing"
+    assert evaluate(rules, message("Hi", body, from_addr="ann@example.org")).queue == "general"
+    assert evaluate(rules, message("Hi", "my card", from_addr="x@shop.example")).queue == "general"
+
+
+FIELDS = """
+rules:
+  - name: header
+    if: {header: {name: X-Priority, exact: "1"}}
+    then: {priority: high}
+  - name: pdf
+    if: {attachment: {regex: "\\\\.pdf$|application/pdf"}}
+    then: {tags: [pdf]}
+  - name: partner
+    if: {to: {domain: partners.example.com}}
+    then: {tags: [partner]}
+  - name: russian
+    if: {language: ru}
+    then: {tags: [ru]}
+"""
+
+
+def test_header_attachment_address_and_language(tmp_path: Path) -> None:
+    rules = load(tmp_path, FIELDS)
+    msg = message(
+        "Счёт за ноябрь",
+        "Добрый день, пришлите, пожалуйста, акт сверки",
+        headers={"x-priority": "1"},
+        attachments=(Attachment("scan.pdf", "application/pdf", 10, "0" * 64),),
+        to=("help@partners.example.com",),
+    )
+    decision = evaluate(rules, msg)
+    assert decision.priority == "high"
+    assert decision.tags == ("pdf", "partner", "ru")
+    assert decision.matched == ("header", "pdf", "partner", "russian")
+
+
+def test_later_hits_override_and_stop_ends_the_walk(tmp_path: Path) -> None:
+    rules = load(
+        tmp_path,
+        """
+rules:
+  - {name: first, then: {queue: billing, tags: [a]}}
+  - {name: second, then: {queue: ops, tags: [b]}, stop: true}
+  - {name: third, then: {queue: general, tags: [c]}}
+""",
+    )
+    decision = evaluate(rules, message())
+    assert (decision.queue, decision.tags, decision.matched) == (
+        "ops",
+        ("a", "b"),
+        ("first", "second"),
+    )
+
+
+def test_spam_and_defaults(tmp_path: Path) -> None:
+    rules = load(
+        tmp_path,
+        """
+defaults: {queue: ops, priority: low, autoreply: ack}
+rules:
+  - name: spam
+    if: {subject: {any: [viagra]}}
+    then: {spam: true}
+""",
+    )
+    assert evaluate(rules, message("Cheap VIAGRA")).spam
+    plain = evaluate(rules, message())
+    assert (plain.queue, plain.priority, plain.spam) == ("ops", "low", False)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("rules:\n  - name: x\n    then: {queue: nowhere}\n", 3, "unknown queue 'nowhere'"),
+        ("rules:\n  - name: x\n    then: {autoreply: missing}\n", 3, "unknown autoreply"),
+        ("rules:\n  - name: x\n    then: {assignee: eve@example.com}\n", 3, "unknown assignee"),
+        (
+            "rules:\n  - name: x\n    if: {subject: {regex: '(unclosed'}}\n    then: {}\n",
+            3,
+            "bad regular expression",
+        ),
+        ("rules:\n  - name: x\n    iff: {subject: a}\n    then: {}\n", 3, "unknown key"),
+        ("rules:\n  - name: x\n    if: {subject: a, body: b}\n    then: {}\n", 3, "exactly one"),
+        ("rules:\n  - name: x\n    then: {queue: ops\n", 4, "YAML syntax error"),
+        ("rules:\n  - {name: x, then: {}}\n  - {name: x, then: {}}\n", 1, "used twice"),
+    ],
+)
+def test_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text, queues=QUEUES, templates={"ack"}, agents=AGENTS)
+    assert f"rules.yaml:{line}:" in str(caught.value)
+    assert words in str(caught.value)
+
+
+def test_explain_says_why(example: RuleSet) -> None:
+    msg = message("Сайт недоступен", "Ничего не работает")
+    decision = evaluate(example, msg)
+    text = explain(msg, decision)
+    assert "HIT  outage: subject matched 'недоступ'" in text
+    assert "miss billing" in text
+    assert "queue: ops" in text
+    data = explain_json(msg, decision)
+    json.dumps(data)
+    assert data["decision"]["matched"] == ["outage"]
+
+
+def test_diff_names_changed_fields(example: RuleSet, tmp_path: Path) -> None:
+    msg = message("Invoice", "please check")
+    other = load(tmp_path, "defaults: {queue: general}\nrules: []\n")
+    assert diff(evaluate(example, msg), evaluate(other, msg)) == {
+        "queue": ("billing", "general"),
+        "tags": (("billing",), ()),
+    }
