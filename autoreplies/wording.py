@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
+from babel.dates import format_date, format_datetime
 from babel.units import format_unit
+
+from autoreplies.calendar import Calendar
 
 
 def response_time(duration: timedelta, language: str) -> str:
@@ -17,3 +21,41 @@ def response_time(duration: timedelta, language: str) -> str:
     else:
         value, unit = minutes, "minute"
     return format_unit(value, f"duration-{unit}", locale=language)
+
+
+def local_time(moment: datetime, language: str) -> str:
+    """A due time as the customer reads it: weekday, date, time and zone abbreviation."""
+    pattern = "EEEE, d MMMM, HH:mm" if language == "en" else "HH:mm, d MMMM (EEEE)"
+    return f"{format_datetime(moment, pattern, tzinfo=moment.tzinfo, locale=language)} {moment:%Z}"
+
+
+def date_ranges(days: list[date], language: str) -> list[str]:
+    """Consecutive dates as one range: ``1 January – 10 January``."""
+    ranges: list[list[date]] = []
+    for day in sorted(days):
+        if ranges and day - ranges[-1][-1] == timedelta(days=1):
+            ranges[-1].append(day)
+        else:
+            ranges.append([day])
+    out = []
+    for run in ranges:
+        first = format_date(run[0], "d MMMM", locale=language)
+        last = format_date(run[-1], "d MMMM", locale=language)
+        out.append(first if len(run) == 1 else f"{first} – {last}")
+    return out
+
+
+def expected_response(
+    calendar: Calendar, now: datetime, target: timedelta, language: str
+) -> dict[str, Any]:
+    """Template variables that say when a human will answer, in business time."""
+    due = calendar.add(now, target).astimezone(calendar.zone)
+    closed = [day for day, _ in calendar.closed_days(now, due)]
+    return {
+        "response_time": response_time(target, language),
+        "response_by": local_time(due, language),
+        "response_within": due - now <= target and not closed,
+        "closed_days": date_ranges(closed, language),
+        "business_hours": calendar.describe(language),
+        "open_now": calendar.is_open(now),
+    }

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -101,12 +101,6 @@ class Agent(Strict):
     queues: list[str] = []
 
 
-class Queue(Strict):
-    name: str
-    escalation: str | None = None
-    parent: str | None = None
-
-
 class BusinessHours(Strict):
     timezone: str = "UTC"
     week: dict[str, str] = {"mon-fri": "09:00-18:00"}
@@ -118,6 +112,18 @@ class BusinessHours(Strict):
 class SlaTarget(Strict):
     first_response: Duration
     resolution: Duration
+
+
+class Queue(Strict):
+    """A queue (a support line); `parent` makes a hierarchy, the rest overrides the defaults."""
+
+    name: str
+    parent: str | None = None
+    escalation: str | None = None
+    members: list[str] = []
+    business_hours: BusinessHours | None = None
+    sla: dict[str, SlaTarget] | None = None
+    autoreply_when: Literal["always", "outside_business_hours", "never"] | None = None
 
 
 class Channel(Strict):
@@ -202,6 +208,50 @@ class Settings(Strict):
         if not value:
             raise ValueError("at least one support address is needed")
         return [a.strip().lower() for a in value]
+
+    @model_validator(mode="after")
+    def _queues_form_a_tree(self) -> Settings:
+        parents = {q.name: q.parent for q in self.queues}
+        if len(parents) != len(self.queues):
+            raise ValueError("queue names must be unique")
+        for name in parents:
+            seen = {name}
+            parent = parents[name]
+            while parent:
+                if parent not in parents:
+                    raise ValueError(f"queue {name!r}: unknown parent {parent!r}")
+                if parent in seen:
+                    raise ValueError(f"queue {name!r}: parents form a cycle")
+                seen.add(parent)
+                parent = parents[parent]
+        return self
+
+    def queue_chain(self, name: str) -> list[Queue]:
+        """The queue and its parents, nearest first: where overrides are looked up."""
+        by_name = {q.name: q for q in self.queues}
+        chain = []
+        while name in by_name:
+            chain.append(by_name[name])
+            name = by_name[name].parent or ""
+        return chain
+
+    def sla_for(self, queue: str, priority: str) -> SlaTarget | None:
+        for q in self.queue_chain(queue):
+            if q.sla and priority in q.sla:
+                return q.sla[priority]
+        return self.sla.get(priority)
+
+    def business_hours_for(self, queue: str) -> BusinessHours:
+        return next(
+            (q.business_hours for q in self.queue_chain(queue) if q.business_hours),
+            self.business_hours,
+        )
+
+    def autoreply_when_for(self, queue: str) -> str:
+        return next(
+            (q.autoreply_when for q in self.queue_chain(queue) if q.autoreply_when),
+            self.autoreply.when,
+        )
 
     @property
     def database_url(self) -> str:

@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autoreplies.calendar import Calendar
 from autoreplies.render import Templates
 from config.errors import ConfigError
 from config.loader import EXAMPLE_DIR, load
@@ -38,22 +39,32 @@ def load_secret(path: Path) -> bytes:
 
 @dataclass
 class Policy:
-    """The parts that `reload` swaps together: rules and templates, validated before use."""
+    """The parts that `reload` swaps together, all validated before use: rules, templates and
+    the business calendars (the default one under the key "", then one per queue)."""
 
     rules: RuleSet
     templates: Templates
+    calendars: dict[str, Calendar]
+
+    def calendar(self, queue: str) -> Calendar:
+        return self.calendars.get(queue) or self.calendars[""]
 
 
 def load_policy(settings: Settings) -> Policy:
     rules_path = settings.rules or EXAMPLE_DIR / "rules.yaml"
     templates = Templates(settings.templates)
+    calendars = {"": Calendar.from_settings(settings.business_hours)}
+    for queue in settings.queues:
+        hours = settings.business_hours_for(queue.name)
+        if hours != settings.business_hours:
+            calendars[queue.name] = Calendar.from_settings(hours)
     rules = load_rules(
         rules_path,
         queues={q.name for q in settings.queues},
         templates=templates.names(),
         agents=set(settings.agent_addresses),
     )
-    return Policy(rules=rules, templates=templates)
+    return Policy(rules=rules, templates=templates, calendars=calendars)
 
 
 @dataclass

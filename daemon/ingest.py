@@ -181,7 +181,8 @@ def _create(
     decision = evaluate(app.policy.rules, msg, now=now, is_reply=False)
     if decision.spam:
         return _finish(inbound, QUARANTINED, f"spam by rules: {', '.join(decision.matched)}", None)
-    sla = settings.sla.get(decision.priority)
+    sla = settings.sla_for(decision.queue, decision.priority)
+    calendar = app.policy.calendar(decision.queue)
     ticket = Ticket(
         number=next_number(session),
         subject=msg.subject.strip() or "(no subject)",
@@ -195,8 +196,8 @@ def _create(
         matched_rules=list(decision.matched),
         created_at=now,
         updated_at=now,
-        first_response_due=now + sla.first_response if sla else None,
-        resolution_due=now + sla.resolution if sla else None,
+        first_response_due=calendar.add(now, sla.first_response) if sla else None,
+        resolution_due=calendar.add(now, sla.resolution) if sla else None,
         related_ticket_id=related.id if related else None,
     )
     session.add(ticket)
@@ -284,7 +285,8 @@ def _acknowledge(
             max_per_day=settings.autoreply.max_per_sender_per_day,
             is_new_ticket=len(ticket.messages) <= 1,
             on_followup=settings.autoreply.on_followup,
-            when=settings.autoreply.when,
+            when=settings.autoreply_when_for(ticket.queue),
+            in_business_hours=app.policy.calendar(ticket.queue).is_open(now),
             loop_marker=app.loop_marker,
         )
         reason = verdict.reason

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from autoreplies.render import compose
-from autoreplies.wording import response_time
+from autoreplies.wording import expected_response
 from daemon.app import App
 from parsers.model import InboundMessage
 from parsers.references import make_token
@@ -17,6 +17,15 @@ from rules.engine import Decision
 from store import outbox
 from store.models import Ticket
 from store.tickets import record_outbound
+
+NO_TARGET = {
+    "response_time": "",
+    "response_by": "",
+    "response_within": False,
+    "closed_days": [],
+    "business_hours": "",
+    "open_now": False,
+}
 
 
 def support_address(app: App, msg: InboundMessage) -> str:
@@ -51,7 +60,8 @@ def queue_acknowledgement(
 ) -> None:
     settings = app.settings
     language = ticket.language or settings.language
-    sla = settings.sla.get(ticket.priority)
+    sla = settings.sla_for(ticket.queue, ticket.priority)
+    calendar = app.policy.calendar(ticket.queue)
     variables: dict[str, Any] = {
         "ticket": {
             "number": ticket.number,
@@ -60,7 +70,7 @@ def queue_acknowledgement(
             "queue": ticket.queue,
         },
         "customer_name": msg.from_name,
-        "response_time": response_time(sla.first_response, language) if sla else "",
+        **(expected_response(calendar, now, sla.first_response, language) if sla else NO_TARGET),
         "channels": [
             {"name": c.name, "value": c.value}
             for c in settings.channels

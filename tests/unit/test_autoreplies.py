@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from autoreplies.policy import decide
-from autoreplies.render import Rendered, Templates, compose
+from autoreplies.render import SAMPLE, Rendered, Templates, compose
 from autoreplies.wording import response_time
 from config.errors import ConfigError
 from parsers.model import Kind
@@ -20,14 +20,8 @@ OWN = frozenset({"support@example.com"})
 
 
 def variables(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "ticket": {"number": 17, "subject": "Printer", "priority": "normal", "queue": "general"},
-        "customer_name": "Ann",
-        "response_time": "8 hours",
-        "channels": [],
-        "links": [],
-        "support_address": "support@example.com",
-    }
+    values = {**SAMPLE, "ticket": {**SAMPLE["ticket"], "number": 17, "subject": "Printer"}}
+    values.update(channels=[], links=[], customer_name="Ann")
     values.update(overrides)
     return values
 
