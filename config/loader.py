@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -56,8 +57,9 @@ def validate_yaml(model: type[M], file: Path, data: Any) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         root = yaml.compose(file.read_text(encoding="utf-8"))
+        known = vocabulary(model)
         lines = [
-            f"{file}:{line_of(root, err['loc'])}: {_dotted(err['loc'])}: {_message(err)}"
+            f"{file}:{line_of(root, err['loc'])}: {_dotted(err['loc'])}: {_message(err, known)}"
             for err in exc.errors()
         ]
         raise ConfigError("\n".join(lines)) from exc
@@ -87,9 +89,29 @@ def _dotted(loc: Sequence[int | str]) -> str:
     return ".".join(str(p) for p in loc) or "(top)"
 
 
-def _message(err: Any) -> str:
+def vocabulary(model: type[BaseModel]) -> set[str]:
+    """Every key a model tree accepts, to suggest the one an admin probably meant."""
+    found: set[str] = set()
+    todo: list[Any] = [model]
+    seen: set[Any] = set()
+    while todo:
+        item = todo.pop()
+        if item in seen:
+            continue
+        seen.add(item)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            for name, info in item.model_fields.items():
+                found.add(info.alias or name)
+                todo.append(info.annotation)
+        else:
+            todo.extend(get_args(item))
+    return found
+
+
+def _message(err: Any, known: set[str]) -> str:
     if err["type"] == "extra_forbidden":
-        return "unknown key"
+        close = get_close_matches(str(err["loc"][-1]), sorted(known), n=1, cutoff=0.7)
+        return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
     return str(err["msg"]).removeprefix("Value error, ")
 
 

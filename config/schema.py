@@ -235,6 +235,13 @@ class Settings(Strict):
             name = by_name[name].parent or ""
         return chain
 
+    def members_of(self, queue: str) -> list[str]:
+        """The queue's listed members, then the agents who name the queue, in config order."""
+        listed = next((q.members for q in self.queues if q.name == queue), [])
+        found = [m.lower() for m in listed]
+        found += [a.email.lower() for a in self.agents if queue in a.queues]
+        return list(dict.fromkeys(found))
+
     def sla_for(self, queue: str, priority: str) -> SlaTarget | None:
         for q in self.queue_chain(queue):
             if q.sla and priority in q.sla:

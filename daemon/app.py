@@ -112,6 +112,21 @@ class App:
             max_attachment_bytes=self.settings.limits.max_attachment_bytes,
         )
 
+    def watched_files(self) -> dict[str, int]:
+        """Modification times of every file a reload reads (missing files count too)."""
+        settings = self.settings
+        paths = [Path(self.config_path)] if self.config_path else []
+        paths.append(settings.rules or EXAMPLE_DIR / "rules.yaml")
+        if settings.templates and settings.templates.is_dir():
+            paths.extend(sorted(settings.templates.iterdir()))
+        found = {}
+        for path in paths:
+            try:
+                found[str(path)] = path.stat().st_mtime_ns
+            except OSError:
+                found[str(path)] = -1
+        return found
+
     @property
     def loop_marker(self) -> str:
         return self.settings.support_addresses[0]

@@ -265,7 +265,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
     app = _app(args)
     msg = parse(Path(args.file).read_bytes(), app.parse_context(keep_attachments=False))
-    decision = evaluate(app.policy.rules, msg, now=clock.now())
+    decision = evaluate(app.policy.rules, msg, explain=True)
     if args.json:
         print(json.dumps(explain_json(msg, decision), ensure_ascii=False, indent=2))
     else:

@@ -24,13 +24,16 @@ from daemon.mail import queue_acknowledgement
 from parsers import parse
 from parsers.model import InboundMessage, Kind
 from rules.engine import Decision, evaluate
+from rules.matchers import Context
 from store import outbox
 from store.models import Inbound, Ticket
 from store.tickets import (
     add_event,
     add_participants,
     find_thread,
+    is_known_customer,
     next_number,
+    pick_assignee,
     record_inbound,
 )
 
@@ -178,7 +181,7 @@ def _create(
     now: datetime,
 ) -> IngestResult:
     settings = app.settings
-    decision = evaluate(app.policy.rules, msg, now=now, is_reply=False)
+    decision = evaluate(app.policy.rules, msg, _context(app, session, msg, inbound.source, now))
     if decision.spam:
         return _finish(inbound, QUARANTINED, f"spam by rules: {', '.join(decision.matched)}", None)
     sla = settings.sla_for(decision.queue, decision.priority)
@@ -190,7 +193,12 @@ def _create(
         priority=decision.priority,
         queue=decision.queue,
         requester=msg.from_addr,
-        assignee=decision.assignee,
+        assignee=decision.assignee
+        or pick_assignee(
+            session, settings.members_of(decision.queue), decision.assign or "", decision.queue
+        )
+        if decision.assignee or decision.assign
+        else None,
         tags=sorted(set(decision.tags)),
         language=decision.language or settings.language,
         matched_rules=list(decision.matched),
@@ -203,6 +211,7 @@ def _create(
     session.add(ticket)
     add_participants(session, ticket, [msg.from_addr], "requester", app.own_addresses)
     add_participants(session, ticket, [*msg.to, *msg.cc], "cc", app.own_addresses)
+    add_participants(session, ticket, decision.watchers, "watcher", app.own_addresses)
     session.flush()
     record_inbound(session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now)
     add_event(
@@ -254,12 +263,57 @@ def _append(
         participants_added=added,
         defects=list(msg.defects),
     )
+    decision = evaluate(
+        app.policy.rules, msg, _context(app, session, msg, inbound.source, now, is_reply=True)
+    )
+    if decision.matched:
+        _apply_reply_rules(app, session, ticket, decision, now)
     queued = 0
     if app.settings.autoreply.on_followup and msg.kind == Kind.CUSTOMER:
-        decision = evaluate(app.policy.rules, msg, now=now, is_reply=True)
         queued = _acknowledge(app, session, ticket, msg, decision, now)
     result = _finish(inbound, APPENDED, how, ticket)
     return IngestResult(result.outcome, result.ticket_number, how, queued)
+
+
+def _context(
+    app: App,
+    session: Session,
+    msg: InboundMessage,
+    source: str,
+    now: datetime,
+    is_reply: bool = False,
+) -> Context:
+    return Context(
+        is_reply=is_reply,
+        source=source,
+        business_hours=app.policy.calendar("").is_open(now),
+        known_customer=is_known_customer(session, msg.from_addr),
+        sender_is_agent=msg.from_addr in app.settings.agent_addresses,
+    )
+
+
+def _apply_reply_rules(
+    app: App, session: Session, ticket: Ticket, decision: Decision, now: datetime
+) -> None:
+    """Only what the matching reply rules name changes; defaults never touch an open ticket."""
+    rules = {r.name: r for r in app.policy.rules.rules}
+    before = {"queue": ticket.queue, "priority": ticket.priority, "assignee": ticket.assignee}
+    for name in decision.matched:
+        then = rules[name].actions
+        ticket.queue = then.queue or ticket.queue
+        ticket.priority = then.priority or ticket.priority
+        ticket.assignee = then.assignee or ticket.assignee
+        ticket.tags = sorted({*ticket.tags, *then.tags})
+    add_participants(session, ticket, decision.watchers, "watcher", app.own_addresses)
+    after = {"queue": ticket.queue, "priority": ticket.priority, "assignee": ticket.assignee}
+    add_event(
+        ticket,
+        actor="postdesk",
+        type="rules_on_reply",
+        now=now,
+        rules=list(decision.matched),
+        changed={k: [before[k], after[k]] for k in before if before[k] != after[k]},
+    )
 
 
 def _acknowledge(

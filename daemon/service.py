@@ -20,6 +20,7 @@ from store.schema import ensure_current
 log = logging.getLogger("postdesk.service")
 
 SENDER_FALLBACK_SECONDS = 30.0
+WATCH_SECONDS = 2.0
 
 
 class Service:
@@ -39,7 +40,10 @@ class Service:
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         servers = await self._start_listeners()
-        tasks = [asyncio.create_task(self._sender(), name="outbox")]
+        tasks = [
+            asyncio.create_task(self._sender(), name="outbox"),
+            asyncio.create_task(self._watch_files(), name="watch"),
+        ]
         if os.environ.get("WATCHDOG_USEC"):
             tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
         self.notifier.notify("READY=1")
@@ -89,6 +93,18 @@ class Service:
                 await asyncio.to_thread(deliver_due, self.app.db, self.app.settings)
             except Exception:
                 log.exception("outbox run failed; will retry")
+
+    async def _watch_files(self) -> None:
+        """Reload when the config, the rules or a template changes on disk, as on SIGHUP."""
+        seen = self.app.watched_files()
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), WATCH_SECONDS)
+            current = self.app.watched_files()
+            if current != seen:
+                seen = current
+                log.info("configuration files changed on disk")
+                self._reload()
 
     async def _watchdog(self) -> None:
         interval = int(os.environ["WATCHDOG_USEC"]) / 2_000_000

@@ -20,7 +20,7 @@ def decode(data: bytes, declared: str | None = None) -> tuple[str, str | None]:
     if declared:
         try:
             return data.decode(_codec(declared)), None
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):
             guessed = guess(data)
             return data.decode(
                 guessed, "replace"

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from parsers.model import InboundMessage
 from rules.language import detect
-from rules.matchers import Facts
+from rules.matchers import Context, Facts
 from rules.model import RuleSet
 from rules.schema import Link
 
 NO_REPLY = "none"
+NEW = Context()
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class Decision:
     priority: str
     tags: tuple[str, ...] = ()
     assignee: str | None = None
+    assign: str | None = None
+    """round_robin or least_loaded among the queue's members, when no assignee is named."""
+    watchers: tuple[str, ...] = ()
     autoreply: str | None = None
     """The acknowledgement template; None means no acknowledgement (see autoreply_reason)."""
     autoreply_reason: str = ""
@@ -38,20 +41,19 @@ class Decision:
 
 
 def evaluate(
-    ruleset: RuleSet,
-    msg: InboundMessage,
-    *,
-    now: datetime | None = None,
-    is_reply: bool = False,
+    ruleset: RuleSet, msg: InboundMessage, context: Context = NEW, *, explain: bool = False
 ) -> Decision:
-    """Later hits override scalar actions of earlier ones; tags and links accumulate.
+    """Later hits override scalar actions of earlier ones; tags, CCs and links accumulate.
 
-    ``now`` is accepted for time conditions (business hours), which arrive with the calendar.
+    On a reply only the rules marked ``applies_to: replies`` or ``all`` run.
     """
     defaults = ruleset.defaults
     language = detect(f"{msg.subject}\n{msg.new_text}")
-    facts = Facts.of(msg, is_reply=is_reply, language=language)
+    facts = Facts.of(msg, context, language, explain)
+    wanted = ("replies", "all") if context.is_reply else ("new", "all")
     queue, priority, assignee = defaults.queue, defaults.priority, None
+    strategy: str | None = None
+    watchers: list[str] = []
     autoreply: str | None = defaults.autoreply
     autoreply_reason = "" if autoreply else "no acknowledgement by default (defaults.autoreply)"
     tags = list(defaults.tags)
@@ -60,6 +62,8 @@ def evaluate(
     trace: list[Step] = []
     spam = False
     for rule in ruleset.rules:
+        if rule.applies_to not in wanted:
+            continue
         hit, reason = rule.condition.check(facts) if rule.condition else (True, "always")
         trace.append(Step(rule.name, hit, reason))
         if not hit:
@@ -69,6 +73,8 @@ def evaluate(
         queue = then.queue or queue
         priority = then.priority or priority
         assignee = then.assignee or assignee
+        strategy = then.assign or strategy
+        watchers.extend(a.lower() for a in then.cc if a.lower() not in watchers)
         if then.autoreply == NO_REPLY:
             autoreply, autoreply_reason = None, f"rule {rule.name!r}: autoreply: none"
         elif then.autoreply:
@@ -83,6 +89,8 @@ def evaluate(
         priority=priority,
         tags=tuple(tags),
         assignee=assignee,
+        assign=None if assignee else strategy,
+        watchers=tuple(watchers),
         autoreply=autoreply,
         autoreply_reason=autoreply_reason,
         language=language,

@@ -7,14 +7,19 @@ from typing import Any
 from parsers.model import InboundMessage
 from rules.engine import Decision
 
-COMPARED = ("queue", "priority", "tags", "assignee", "autoreply", "spam")
+COMPARED = ("queue", "priority", "tags", "assignee", "assign", "watchers", "autoreply", "spam")
 
 
 def explain_json(msg: InboundMessage, decision: Decision) -> dict[str, Any]:
     return {
         "message": {
             "from": msg.from_addr,
+            "to": list(msg.to),
+            "cc": list(msg.cc),
             "subject": msg.subject,
+            "new_text": msg.new_text[:2000],
+            "attachments": [f"{a.filename} ({a.content_type})" for a in msg.attachments],
+            "ticket_reference": msg.ticket_number,
             "kind": str(msg.kind),
             "kind_reason": msg.kind_reason,
             "message_id": msg.message_id,
@@ -24,6 +29,8 @@ def explain_json(msg: InboundMessage, decision: Decision) -> dict[str, Any]:
             "priority": decision.priority,
             "tags": list(decision.tags),
             "assignee": decision.assignee,
+            "assign": decision.assign,
+            "watchers": list(decision.watchers),
             "autoreply": decision.autoreply,
             "autoreply_reason": decision.autoreply_reason,
             "language": decision.language,
@@ -36,8 +43,12 @@ def explain_json(msg: InboundMessage, decision: Decision) -> dict[str, Any]:
 
 
 def explain(msg: InboundMessage, decision: Decision) -> str:
+    excerpt = " ".join(msg.new_text.split())[:200]
     lines = [
         f"message: {msg.subject!r} from {msg.from_addr or '(no sender)'}",
+        f"to: {', '.join(msg.to) or '-'}; cc: {', '.join(msg.cc) or '-'}",
+        f"attachments: {', '.join(a.filename for a in msg.attachments) or '-'}",
+        f"new text: {excerpt!r}",
         f"kind: {msg.kind}" + (f" ({msg.kind_reason})" if msg.kind_reason else ""),
         f"language: {decision.language or 'unknown'}",
         "",
@@ -53,7 +64,8 @@ def explain(msg: InboundMessage, decision: Decision) -> str:
         f"  queue: {decision.queue}",
         f"  priority: {decision.priority}",
         f"  tags: {', '.join(decision.tags) or '-'}",
-        f"  assignee: {decision.assignee or '-'}",
+        f"  assignee: {decision.assignee or decision.assign or '-'}",
+        f"  watchers: {', '.join(decision.watchers) or '-'}",
         f"  autoreply: {reply}",
     ]
     if decision.spam:

@@ -40,6 +40,7 @@ def load_rules(
             condition=compile_condition(r.if_) if r.if_ else None,
             actions=r.then,
             stop=r.stop,
+            applies_to=r.applies_to,
         )
         for r in spec.rules
     )

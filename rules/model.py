@@ -17,6 +17,7 @@ class Rule:
     """None: the rule always applies."""
     actions: Actions
     stop: bool
+    applies_to: str = "new"
 
 
 @dataclass(frozen=True)

@@ -64,8 +64,9 @@ class HeaderMatch(Match):
         return value
 
 
-FIELDS = ("subject", "body", "full_body", "from", "to", "cc", "attachment")
-LEAVES = (*FIELDS, "header", "language", "kind", "is_reply")
+FIELDS = ("subject", "body", "full_body", "from", "to", "cc", "attachment", "source")
+FLAGS = ("language", "kind", "is_reply", "business_hours", "known_customer", "sender_is_agent")
+LEAVES = (*FIELDS, "header", *FLAGS)
 COMBINATORS = ("all", "any", "not")
 
 
@@ -80,10 +81,16 @@ class Condition(Strict):
     to: Match | None = None
     cc: Match | None = None
     attachment: Match | None = None
+    source: Match | None = None
+    """Where the mail came in: ``smtp``, ``lmtp``, ``pipe`` or ``imap:<mailbox name>``."""
     header: HeaderMatch | None = None
     language: Literal["en", "ru"] | None = None
     kind: Literal["customer", "agent", "bounce", "autoreply", "bulk", "loop"] | None = None
     is_reply: bool | None = None
+    business_hours: bool | None = None
+    known_customer: bool | None = None
+    """The sender has written to us before (has an earlier ticket)."""
+    sender_is_agent: bool | None = None
 
     @model_validator(mode="after")
     def exactly_one(self) -> Condition:
@@ -101,6 +108,10 @@ class Actions(Strict):
     priority: Priority | None = None
     tags: list[str] = []
     assignee: str | None = None
+    assign: Literal["round_robin", "least_loaded"] | None = None
+    """Pick the assignee among the queue's members instead of naming one."""
+    cc: list[str] = []
+    """Watchers added to the ticket as participants."""
     autoreply: str | None = None
     """A template name, or ``none`` for no acknowledgement."""
     spam: bool = False
@@ -113,6 +124,8 @@ class RuleSpec(Strict):
     if_: Condition | None = Field(default=None, alias="if")
     then: Actions
     stop: bool = False
+    applies_to: Literal["new", "replies", "all"] = "new"
+    """Rules run on new tickets; ``replies`` or ``all`` also run them on customer replies."""
 
 
 class Defaults(Strict):

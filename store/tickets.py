@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from parsers.model import InboundMessage
@@ -85,6 +85,32 @@ def next_number(session: Session) -> int:
     if value is None:
         raise RuntimeError("the ticket counter row is missing: run `postdesk db upgrade`")
     return int(value)
+
+
+def pick_assignee(session: Session, candidates: list[str], strategy: str, queue: str) -> str | None:
+    """Round robin continues after the queue's last assignee; least loaded counts open tickets."""
+    if not candidates:
+        return None
+    if strategy == "least_loaded":
+        load = dict(
+            session.execute(
+                select(Ticket.assignee, func.count())
+                .where(Ticket.assignee.in_(candidates), Ticket.status.in_(OPEN_STATES))
+                .group_by(Ticket.assignee)
+            ).all()
+        )
+        return min(candidates, key=lambda a: (load.get(a, 0), candidates.index(a)))
+    last = session.scalar(
+        select(Ticket.assignee)
+        .where(Ticket.queue == queue, Ticket.assignee.in_(candidates))
+        .order_by(Ticket.id.desc())
+        .limit(1)
+    )
+    return candidates[(candidates.index(last) + 1) % len(candidates)] if last else candidates[0]
+
+
+def is_known_customer(session: Session, address: str) -> bool:
+    return session.scalar(select(Ticket.id).where(Ticket.requester == address).limit(1)) is not None
 
 
 def add_participants(

@@ -58,9 +58,37 @@ def test_mail_over_smtp_gets_ticket_and_acknowledgement(
     assert ack["Auto-Submitted"] == "auto-replied"
     assert ack["In-Reply-To"] == customer["Message-ID"]
     assert sink.messages[0][1] == ["ann@example.org"]
+    assert "Ваше письмо" in ack.get_content()
     (ticket,) = tickets(daemon_config)
     assert ticket["subject"] == "Счёт не оплачивается"
     assert ticket["number"] == 1
+    assert (ticket["queue"], ticket["priority"], ticket["tags"]) == (
+        "billing",
+        "normal",
+        ["billing"],
+    )
+
+
+def test_edited_rules_file_is_picked_up_without_a_signal(
+    write_config: Callable[..., Path], start_daemon: Callable[[Path], Daemon], tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules: []\n")
+    config = write_config(listen={"smtp": f"127.0.0.1:{free_port()}"}, rules=str(rules))
+    daemon = start_daemon(config)
+    rules.write_text(
+        "rules:\n  - name: printers\n    if: {subject: [printer]}\n"
+        "    then: {queue: ops, priority: high, autoreply: none}\n"
+    )
+    read_until(daemon.process, "configuration reloaded", daemon.log, timeout=20)
+    with smtplib.SMTP("127.0.0.1", daemon.smtp_port) as client:
+        client.send_message(mail(subject="Printer jammed"))
+    (ticket,) = tickets(config)
+    assert (ticket["queue"], ticket["priority"]) == ("ops", "high")
+    shown = json.loads(postdesk(config, "tickets", "show", "1", "--json").stdout)
+    assert shown["matched_rules"] == ["printers"]
+    suppressed = [e for e in shown["events"] if e["type"] == "autoreply_suppressed"]
+    assert suppressed[0]["data"]["reason"] == "rule 'printers': autoreply: none"
 
 
 def test_other_recipients_are_refused_no_open_relay(

@@ -73,6 +73,12 @@ def test_unknown_charset_does_not_lose_the_text() -> None:
     assert any("x-no-such-charset" in d for d in msg.defects)
 
 
+def test_charset_name_with_a_null_byte_is_survived() -> None:
+    msg = parse(raw_8bit(b"Hello", b"plain text", b'"utf\x00-8"'), context())
+    assert msg.text == "plain text"
+    assert any("failed" in d for d in msg.defects)
+
+
 def test_html_only_mail_becomes_readable_text() -> None:
     source = mail()
     source.set_content(

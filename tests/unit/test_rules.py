@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config.errors import ConfigError
 from config.loader import EXAMPLE_DIR
@@ -13,6 +15,7 @@ from parsers.model import Attachment
 from rules.engine import evaluate
 from rules.explain import diff, explain, explain_json
 from rules.loader import load_rules
+from rules.matchers import Context
 from rules.model import RuleSet
 from tests.helpers import inbound
 
@@ -220,7 +223,7 @@ def test_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int, words
 
 def test_explain_says_why(example: RuleSet) -> None:
     msg = message("Сайт недоступен", "Ничего не работает")
-    decision = evaluate(example, msg)
+    decision = evaluate(example, msg, explain=True)
     text = explain(msg, decision)
     assert "HIT  outage: subject matched 'недоступ'" in text
     assert "miss billing" in text
@@ -236,4 +239,66 @@ def test_diff_names_changed_fields(example: RuleSet, tmp_path: Path) -> None:
     assert diff(evaluate(example, msg), evaluate(other, msg)) == {
         "queue": ("billing", "general"),
         "tags": (("billing",), ()),
+        "assign": ("round_robin", None),
     }
+
+
+CONTEXT_RULES = """
+rules:
+  - {name: imap, if: {source: {exact: "imap:support"}}, then: {tags: [imap]}}
+  - {name: night, if: {business_hours: false}, then: {tags: [after-hours]}}
+  - {name: returning, if: {known_customer: true}, then: {tags: [returning]}}
+  - {name: agent, if: {sender_is_agent: true}, then: {tags: [from-agent]}}
+  - name: watchers
+    if: {from: {domain: bigcustomer.example}}
+    then: {cc: [Account.Manager@example.com], assign: least_loaded}
+"""
+
+
+def test_context_conditions_and_watchers(tmp_path: Path) -> None:
+    rules = load(tmp_path, CONTEXT_RULES)
+    context = Context(source="imap:support", business_hours=False, known_customer=True)
+    decision = evaluate(rules, message(from_addr="ceo@bigcustomer.example"), context)
+    assert decision.tags == ("imap", "after-hours", "returning")
+    assert decision.watchers == ("account.manager@example.com",)
+    assert decision.assign == "least_loaded"
+    daytime = evaluate(rules, message(), Context(source="smtp", business_hours=True))
+    assert daytime.tags == () and daytime.assign is None
+
+
+def test_named_assignee_wins_over_a_strategy(tmp_path: Path) -> None:
+    rules = load(
+        tmp_path,
+        "rules:\n  - {name: a, then: {assign: round_robin}}\n"
+        "  - {name: b, then: {assignee: anna@example.com}}\n",
+    )
+    decision = evaluate(rules, message())
+    assert (decision.assignee, decision.assign) == ("anna@example.com", None)
+
+
+def test_reply_rules_run_only_on_replies(example: RuleSet) -> None:
+    urgent = message("Re: [#4] Printer", "This is urgent now, please")
+    assert "urgent-reply" not in evaluate(example, urgent).matched
+    on_reply = evaluate(example, urgent, Context(is_reply=True))
+    assert on_reply.matched == ("urgent-reply",)
+    assert on_reply.priority == "high"
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"rules.yaml:3: .*unknown key \(did you mean 'queue'\?\)"
+    ):
+        load(tmp_path, "rules:\n  - name: x\n    then: {queu: ops}\n")
+
+
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=300)
+
+
+@settings(max_examples=200, deadline=None)
+@given(subject=TEXT, body=TEXT, sender=TEXT, header=TEXT)
+def test_evaluation_never_raises(subject: str, body: str, sender: str, header: str) -> None:
+    example = load_rules(EXAMPLE_DIR / "rules.yaml")
+    msg = message(subject, body, from_addr=sender, headers={"x-spam-flag": header})
+    for context in (Context(), Context(is_reply=True)):
+        decision = evaluate(example, msg, context)
+        assert decision.priority in ("low", "normal", "high", "urgent")
