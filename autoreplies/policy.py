@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from config.schema import Autoreply
+from parsers.classify import autoreply_header
 from parsers.model import InboundMessage, Kind
 
 NO_REPLY = re.compile(
@@ -22,52 +24,78 @@ SUPPRESS_VALUES = ("all", "autoreply", "oof")
 class Verdict:
     send: bool
     reason: str = ""
+    breaker: bool = False
+    """True when a circuit breaker tripped: the admin must hear of it."""
+
+
+@dataclass(frozen=True)
+class History:
+    """What was sent lately, counted from the database by the caller."""
+
+    to_sender_last_day: int = 0
+    for_ticket_last_hour: int = 0
+    total_last_hour: int = 0
+    suppressed: str = ""
+    """Why the sender's address is suppressed (a hard bounce, a breaker), if it is."""
 
 
 def decide(
     msg: InboundMessage,
     *,
     own_addresses: frozenset[str],
-    sent_to_sender_last_day: int,
-    max_per_day: int,
+    history: History,
+    limits: Autoreply,
     is_new_ticket: bool,
-    on_followup: bool,
     when: str,
     in_business_hours: bool | None = None,
     loop_marker: str = "",
 ) -> Verdict:
-    reason = _reason(
-        msg,
-        own_addresses,
-        sent_to_sender_last_day,
-        max_per_day,
-        is_new_ticket,
-        on_followup,
-        when,
-        in_business_hours,
-        loop_marker,
-    )
-    return Verdict(not reason, reason)
+    reason = _message_reason(msg, own_addresses, loop_marker)
+    if not reason:
+        reason = _mode_reason(when, in_business_hours, is_new_ticket, limits.on_followup)
+    if reason:
+        return Verdict(False, reason)
+    if history.suppressed:
+        return Verdict(False, f"address suppressed: {history.suppressed}")
+    if history.total_last_hour >= limits.circuit_breaker_per_hour:
+        return Verdict(
+            False,
+            f"circuit breaker: {history.total_last_hour} automatic mails in the last hour",
+            breaker=True,
+        )
+    if history.to_sender_last_day >= limits.max_per_sender_per_day:
+        return Verdict(
+            False,
+            f"rate limit: {history.to_sender_last_day} automatic replies to "
+            f"{msg.from_addr} in the last 24 hours",
+            breaker=True,
+        )
+    if history.for_ticket_last_hour >= limits.max_per_ticket_per_hour:
+        return Verdict(
+            False,
+            f"rate limit: {history.for_ticket_last_hour} automatic replies on "
+            "this ticket in the last hour",
+        )
+    return Verdict(True)
 
 
-def _reason(
-    msg: InboundMessage,
-    own: frozenset[str],
-    sent: int,
-    max_per_day: int,
-    is_new_ticket: bool,
-    on_followup: bool,
-    when: str,
-    in_business_hours: bool | None,
-    loop_marker: str,
+def _mode_reason(
+    when: str, in_business_hours: bool | None, is_new_ticket: bool, on_followup: bool
 ) -> str:
-    headers = msg.headers
-    sender = msg.from_addr
-    local, _, domain = sender.rpartition("@")
     if when == "never":
         return "autoreplies are switched off (autoreply.when: never)"
     if when == "outside_business_hours" and in_business_hours:
         return "within business hours (autoreply.when: outside_business_hours)"
+    if not is_new_ticket and not on_followup:
+        return "follow-up to an open ticket (autoreply.on_followup is off)"
+    return ""
+
+
+def _message_reason(msg: InboundMessage, own: frozenset[str], loop_marker: str) -> str:
+    """Why this message must never be answered automatically, whatever the limits."""
+    headers = msg.headers
+    sender = msg.from_addr
+    local, _, domain = sender.rpartition("@")
     if msg.kind != Kind.CUSTOMER:
         return f"{msg.kind} mail: {msg.kind_reason}"
     if not sender:
@@ -81,9 +109,9 @@ def _reason(
     auto = headers.get("auto-submitted", "no").split(";")[0].strip().lower()
     if auto != "no":
         return f"Auto-Submitted: {auto}"
-    for name in ("x-autoreply", "x-autorespond"):
-        if name in headers:
-            return f"{name} header"
+    name = autoreply_header(headers)
+    if name:
+        return f"{name} header"
     suppress = headers.get("x-auto-response-suppress", "").lower()
     if any(v in suppress for v in SUPPRESS_VALUES):
         return f"X-Auto-Response-Suppress: {headers['x-auto-response-suppress']}"
@@ -97,8 +125,4 @@ def _reason(
         loop_marker and headers.get("x-loop", "").lower() == loop_marker.lower()
     ):
         return "carries our loop marker"
-    if not is_new_ticket and not on_followup:
-        return "follow-up to an open ticket (autoreply.on_followup is off)"
-    if sent >= max_per_day:
-        return f"rate limit: {sent} automatic replies to {sender} in the last 24 hours"
     return ""

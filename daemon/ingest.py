@@ -16,16 +16,22 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from autoreplies.policy import decide
+from autoreplies.policy import History, decide
 from config.errors import BadData, TemporaryFailure
 from daemon import clock
 from daemon.app import App
-from daemon.mail import queue_acknowledgement
+from daemon.mail import (
+    AUTOMATIC,
+    AUTOREPLIES,
+    queue_acknowledgement,
+    queue_alert,
+    queue_notice,
+)
 from parsers import parse
 from parsers.model import InboundMessage, Kind
 from rules.engine import Decision, evaluate
 from rules.matchers import Context
-from store import outbox
+from store import outbox, suppressions
 from store.models import Inbound, Ticket
 from store.tickets import (
     add_event,
@@ -131,6 +137,11 @@ def _process(
         return _finish(inbound, DUPLICATE, f"same Message-ID as inbound #{original}", None)
     session.flush()
     thread = find_thread(session, msg, app.settings.agent_addresses)
+    if msg.kind == Kind.BOUNCE and msg.token_tickets:
+        bounced = session.get(Ticket, msg.token_tickets[0])
+        if bounced is not None:
+            _record_bounce(app, session, bounced, msg, inbound, now)
+            return _finish(inbound, SUPPRESSED, f"bounce of our mail: {msg.kind_reason}", bounced)
     if msg.kind not in (Kind.CUSTOMER, Kind.AGENT):
         if thread.ticket is not None:
             add_event(
@@ -316,6 +327,64 @@ def _apply_reply_rules(
     )
 
 
+def _record_bounce(
+    app: App, session: Session, ticket: Ticket, msg: InboundMessage, inbound: Inbound, now: datetime
+) -> None:
+    """Our mail for this ticket bounced: note it, stop automatic mail there, tell the agents.
+
+    The ticket is found by the signed token of our own Message-ID inside the bounce, which
+    a forger cannot produce, so suppressing the failed addresses is safe.
+    """
+    failed = list(msg.bounced_recipients) or [ticket.requester]
+    until = now + app.settings.autoreply.bounce_suppression
+    for address in failed:
+        suppressions.suppress(
+            session, address, f"hard bounce on ticket #{ticket.number}", now, until
+        )
+    add_event(
+        ticket,
+        actor=msg.from_addr or "(none)",
+        type="bounce",
+        now=now,
+        failed=failed,
+        reason=msg.kind_reason,
+        inbound=inbound.id,
+    )
+    recipients = [ticket.assignee] if ticket.assignee else app.settings.members_of(ticket.queue)
+    queue = next((q for q in app.settings.queues if q.name == ticket.queue), None)
+    if not recipients and queue and queue.escalation:
+        recipients = [queue.escalation]
+    body = (
+        f"Mail for ticket #{ticket.number} ({ticket.subject}) could not be delivered to "
+        f"{', '.join(failed)}.\nAutomatic mail to these addresses is paused until "
+        f"{until:%Y-%m-%d}. Reach the customer another way if the problem is urgent."
+    )
+    for recipient in recipients:
+        queue_notice(app, session, ticket, recipient, "undeliverable mail", body, now)
+
+
+def _history(session: Session, ticket: Ticket, now: datetime) -> History:
+    hour, day = now - timedelta(hours=1), now - timedelta(days=1)
+    blocked = suppressions.active(session, ticket.requester, now)
+    return History(
+        to_sender_last_day=outbox.count_recent(session, AUTOREPLIES, day, to_addr=ticket.requester),
+        for_ticket_last_hour=outbox.count_recent(session, AUTOREPLIES, hour, ticket_id=ticket.id),
+        total_last_hour=outbox.count_recent(session, AUTOMATIC, hour),
+        suppressed=f"{blocked.reason} (until {blocked.until:%Y-%m-%d %H:%M} UTC)"
+        if blocked
+        else "",
+    )
+
+
+def _trip_breaker(app: App, session: Session, ticket: Ticket, reason: str, now: datetime) -> None:
+    """Stop automatic mail to the address for a day and tell the admin, once an hour at most."""
+    suppressions.suppress(
+        session, ticket.requester, f"circuit breaker: {reason}", now, now + timedelta(days=1)
+    )
+    log.warning("autoreply circuit breaker", extra={"address": ticket.requester, "reason": reason})
+    queue_alert(app, session, f"automatic mail stopped for {ticket.requester}", reason, now)
+
+
 def _acknowledge(
     app: App,
     session: Session,
@@ -333,17 +402,16 @@ def _acknowledge(
         verdict = decide(
             msg,
             own_addresses=app.own_addresses,
-            sent_to_sender_last_day=outbox.count_recent(
-                session, ticket.requester, ("autoreply",), now - timedelta(days=1)
-            ),
-            max_per_day=settings.autoreply.max_per_sender_per_day,
+            history=_history(session, ticket, now),
+            limits=settings.autoreply,
             is_new_ticket=len(ticket.messages) <= 1,
-            on_followup=settings.autoreply.on_followup,
             when=settings.autoreply_when_for(ticket.queue),
             in_business_hours=app.policy.calendar(ticket.queue).is_open(now),
             loop_marker=app.loop_marker,
         )
         reason = verdict.reason
+        if verdict.breaker:
+            _trip_breaker(app, session, ticket, reason, now)
     if template is None or reason:
         add_event(ticket, actor="postdesk", type="autoreply_suppressed", now=now, reason=reason)
         return 0

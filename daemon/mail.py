@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from autoreplies.render import compose
+from autoreplies.render import Rendered, compose
 from autoreplies.wording import expected_response
 from daemon.app import App
 from parsers.model import InboundMessage
@@ -17,6 +17,11 @@ from rules.engine import Decision
 from store import outbox
 from store.models import Ticket
 from store.tickets import record_outbound
+
+AUTOREPLIES = ("autoreply",)
+AUTOMATIC = ("autoreply", "reminder", "notice", "survey", "alert")
+"""Kinds of outbox rows that postdesk writes on its own; the circuit breaker counts them all."""
+OFF_HOURS = "_offhours"
 
 NO_TARGET = {
     "response_time": "",
@@ -79,9 +84,10 @@ def queue_acknowledgement(
         "links": [{"title": link.title, "url": link.url} for link in decision.links],
         "support_address": settings.support_addresses[0],
     }
-    rendered = app.policy.templates.render(
-        template, language, variables, html=settings.autoreply.html
-    )
+    templates = app.policy.templates
+    if not calendar.is_open(now) and f"{template}{OFF_HOURS}" in templates.names():
+        template += OFF_HOURS
+    rendered = templates.render(template, language, variables, html=settings.autoreply.html)
     sender = support_address(app, msg)
     mid = message_id(app, ticket, sender)
     mail = compose(
@@ -115,3 +121,46 @@ def queue_acknowledgement(
         message_id=mid,
         now=now,
     )
+
+
+def queue_notice(
+    app: App, session: Session, ticket: Ticket, to: str, subject: str, body: str, now: datetime
+) -> None:
+    """An internal notice to an agent about a ticket, threaded with the ticket's mail."""
+    sender = app.settings.support_addresses[0]
+    mail = compose(
+        Rendered(f"[#{ticket.number}] {subject}: {ticket.subject}", body + "\n"),
+        from_addr=sender,
+        to=to,
+        message_id=message_id(app, ticket, sender),
+        date=now,
+        in_reply_to=None,
+        references=[m.message_id for m in ticket.messages if m.message_id][:1],
+        auto_submitted="auto-generated",
+        loop_marker=app.loop_marker,
+        extra_headers={"Reply-To": reply_address(app, ticket, sender)},
+    )
+    outbox.enqueue(session, mail=mail, kind="notice", recipients=[to], now=now, ticket_id=ticket.id)
+
+
+def queue_alert(app: App, session: Session, subject: str, body: str, now: datetime) -> bool:
+    """Mail the admin address, at most once an hour, so an alert storm cannot start a loop."""
+    admin = app.settings.admin_address
+    if not admin or outbox.count_recent(
+        session, ("alert",), now - timedelta(hours=1), to_addr=admin
+    ):
+        return False
+    sender = app.settings.support_addresses[0]
+    mail = compose(
+        Rendered(f"[postdesk] {subject}", f"{body}\n\nThis alert is sent at most once an hour.\n"),
+        from_addr=sender,
+        to=admin,
+        message_id=f"pd.alert.{secrets.token_hex(8)}@{sender.rpartition('@')[2]}",
+        date=now,
+        in_reply_to=None,
+        references=(),
+        auto_submitted="auto-generated",
+        loop_marker=app.loop_marker,
+    )
+    outbox.enqueue(session, mail=mail, kind="alert", recipients=[admin], now=now)
+    return True

@@ -10,7 +10,7 @@ from parsers.classify import bounced_recipients, classify
 from parsers.commands import commands
 from parsers.model import InboundMessage, Kind, ParseContext
 from parsers.quotes import split_reply
-from parsers.references import message_ids, subject_tag, token_tickets
+from parsers.references import enclosed_tokens, message_ids, subject_tag, token_tickets
 
 MAX_SUBJECT = 998
 
@@ -72,7 +72,8 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
         ticket_number=subject_tag(subject),
         token_tickets=token_tickets(
             ctx.secret, [*recipients, *cc, *delivered], [*in_reply_to, *references]
-        ),
+        )
+        or (enclosed_tokens(ctx.secret, raw) if kind == Kind.BOUNCE else ()),
         bounced_recipients=bounced_recipients(message) if kind == Kind.BOUNCE else (),
         commands=commands(new_text) if kind == Kind.AGENT else (),
         defects=tuple(parsed.defects),

@@ -4,8 +4,8 @@ Agents read, and the rules match, what the customer wrote now, not the thread be
 Each mail client marks the quote its own way, in the writer's language: a ``>`` block,
 an attribution line ("On ... wrote:", "... пишет:", Gmail's Russian "<date>, <name> <addr>:"),
 or an Outlook header block ("From: / Sent: / To:", "От: / Отправлено: / Кому:").
-Forwarded mail is not a quote and is kept. All patterns are anchored to one line, so the
-time stays linear in the length of the text, however hostile.
+Forwarded mail is not a quote and is kept. Every pattern is bounded to one (joined) line and
+look-aheads are precomputed in one pass, so the time stays linear however hostile the text.
 """
 
 from __future__ import annotations
@@ -16,36 +16,50 @@ ATTRIBUTION = re.compile(
     r"^(?:"
     r"On\b.{0,300}\bwrote:"
     r"|Le\b.{0,300}\ba [ée]crit ?:"
-    r"|Am\b.{0,300}\bschrieb.{0,100}:"
-    r"|El\b.{0,300}\bescribi[óo]:"
-    r"|Op\b.{0,300}\bschreef.{0,100}:"
-    r"|Den\b.{0,300}\bskrev.{0,100}:"
+    r"|Am\b.{0,300}\bschrieb\b.{0,200}:"
+    r"|El\b.{0,300}\bescribi[óo] ?:"
+    r"|Op\b.{0,300}\bschreef\b.{0,200}:"
+    r"|.{0,300}\bskrev\b.{0,200}:"
     r"|.{0,300}\bkirjoitti:"
-    r"|.{0,300}\b(?:пишет|написал|написала|написал\(а\)):"
-    r"|.{0,300}\bskrev\b.{0,300}:"
-    r"|.{0,200}\d{4}.{0,200}<[^<>\s]+@[^<>\s]+\s*>:?"
+    r"|.{0,300}(?:пишет|написал|написала|написал\(а\)) ?:"
     r")\s*$",
     re.IGNORECASE,
 )
+# Gmail and Yandex in Russian: "пн, 23 нояб. 2026 г. в 10:00, Анна <anna@example.ru>:".
+DATED_START = re.compile(r"^(?:[^\W\d_]{1,4}\.?,?\s+)?\d")
+YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+ADDRESS_END = re.compile(r"<[^<>\s@]+@[^<>\s]+\s*>\s*:\s*$")
+RULE = re.compile(r"^\s*-{20,}\s*$")
 SEPARATOR = re.compile(
     r"^\s*(?:-{2,}\s*(?:Original Message|Исходное сообщение|Ursprüngliche Nachricht"
     r"|Message d'origine|Oprindelig (?:besked|meddelelse)|Opprinnelig melding"
     r"|Ursprungligt meddelande|Alkuperäinen viesti|Mensaje original|Messaggio originale"
     r"|Oorspronkelijk bericht)\s*-{2,}"
-    r"|_{20,}|-{20,})\s*$",
+    r"|_{20,})\s*$",
+    re.IGNORECASE,
+)
+FORWARD = re.compile(
+    r"^\s*(?:-{2,}\s*(?:Forwarded message|Пересылаемое сообщение|Message transféré"
+    r"|Weitergeleitete Nachricht|Mensaje reenviado|Doorgestuurd bericht"
+    r"|Videresendt (?:melding|meddelelse)|Vidarebefordrat meddelande|Välitetty viesti)"
+    r"\s*-*|Begin forwarded message:|Начало переадресованного сообщения:)\s*$",
     re.IGNORECASE,
 )
 HEADER_FROM = re.compile(
     r"^\s*\**(?:From|От|De|Von|Fra|Från|Lähettäjä|Van|Da)\s*:\**\s*\S", re.IGNORECASE
 )
-HEADER_NEXT = re.compile(
-    r"^\s*\**(?:Sent|Date|To|Subject|Отправлено|Дата|Кому|Тема|Envoyé|Date|À|Objet|Gesendet"
-    r"|An|Betreff|Sendt|Til|Emne|Skickat|Till|Ämne|Lähetetty|Vastaanottaja|Aihe|Verzonden"
-    r"|Aan|Onderwerp|Enviado|Para|Asunto)\s*:",
+HEADER_DATE = re.compile(
+    r"^\s*\**(?:Sent|Date|Отправлено|Дата|Envoyé|Date|Gesendet|Datum|Sendt|Dato|Skickat"
+    r"|Lähetetty|Päivämäärä|Verzonden|Enviado|Fecha|Inviato|Data)\s*:",
     re.IGNORECASE,
 )
+HEADER_TO = re.compile(
+    r"^\s*\**(?:To|Кому|À|An|Til|Till|Vastaanottaja|Aan|Para|A)\s*:", re.IGNORECASE
+)
 SIGNATURE = re.compile(
-    r"^(?:--\s?|Sent from my \w+.{0,40}|Sent from (?:Mail|Outlook) for .{0,40}"
+    r"^(?:--|Sent from my (?:iPhone|iPad|iPod|BlackBerry|Android|Samsung|Galaxy|Huawei|Xiaomi"
+    r"|Pixel|Nokia|Windows|mobile|phone|smartphone|tablet)\b.{0,40}"
+    r"|Sent from (?:Mail|Outlook) for .{0,40}"
     r"|Get Outlook for \w+.{0,80}|Envoyé à partir de Outlook.{0,80}"
     r"|Отправлено с (?:iPhone|iPad|моего .{0,40})"
     r"|Sent from Yahoo Mail.{0,40}|Sent via BlackBerry.{0,60}|Envoyé de mon .{0,30}"
@@ -53,87 +67,134 @@ SIGNATURE = re.compile(
     re.IGNORECASE,
 )
 ATTRIBUTION_LINES = 3
+HEADER_WINDOW = 5
+MAX_LINE = 600
 
 
 def split_reply(text: str) -> str:
     """The new part; the whole text when everything looks quoted (nothing is ever emptied)."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    cut = _quote_start(lines)
-    kept = lines[:cut]
-    if _interleaved(lines[cut:]):
-        kept += [line for line in lines[cut + 1 :] if not line.lstrip().startswith(">")]
-    new = "\n".join(_strip_signature(kept)).strip()
-    return new or text.strip()
+    forward = next((i for i, line in enumerate(lines) if FORWARD.match(line)), len(lines))
+    kept, cut = _new_lines(lines[:forward])
+    new = _strip_signature(kept)
+    if not cut:
+        new += lines[forward:]
+    return "\n".join(new).strip() or text.strip()
 
 
-def _interleaved(rest: list[str]) -> bool:
-    """An attribution, a quote, then answers between quoted lines: the answers are new."""
-    content = [s.strip() for s in rest[1:] if s.strip()]
-    if not content or not content[0].startswith(">") or not _is_attribution(rest[0].strip()):
-        return False
-    return any(not s.startswith(">") and not _is_attribution(s) for s in content)
+def strip_signature(text: str) -> str:
+    """The text above the signature delimiter ("-- ") or a mobile footer."""
+    return "\n".join(_strip_signature(text.split("\n"))).rstrip()
 
 
-def _quote_start(lines: list[str]) -> int:
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if not stripped:
+def _new_lines(lines: list[str]) -> tuple[list[str], bool]:
+    """Unquoted lines up to the quoted history, and whether a quote cut the text there.
+
+    ``>`` lines, and the attribution right above them, are dropped where answers follow
+    (inline replies); the first trailing quote, attribution or header block ends the text.
+    """
+    quoted = [line.lstrip().startswith(">") for line in lines]
+    trailing = _trailing_quote(lines, quoted)
+    following = _next_content(lines)
+    kept: list[str] = []
+    i = 0
+    while i < len(lines):
+        if quoted[i]:
+            if trailing[i]:
+                return kept, True
+            i += 1
             continue
-        if stripped.startswith(">") and _rest_is_quote(lines, i):
-            return _attribution_above(lines, i)
-        if SEPARATOR.match(line) or _outlook_block(lines, i) or _attribution_at(lines, i):
-            return i
-    return len(lines)
+        span = _attribution_span(lines, i)
+        if span:
+            nxt = following[i + span - 1]
+            if nxt < 0 or not quoted[nxt] or trailing[nxt]:
+                return kept, True
+            i += span
+            continue
+        if SEPARATOR.match(lines[i]) or _outlook_block(lines, i):
+            return kept, True
+        if RULE.match(lines[i]) and following[i] >= 0 and _outlook_block(lines, following[i]):
+            return kept, True
+        kept.append(lines[i])
+        i += 1
+    return kept, False
 
 
-def _attribution_at(lines: list[str], index: int) -> bool:
-    """An attribution starting here, wrapped over up to three lines as Gmail and Outlook do.
+def _trailing_quote(lines: list[str], quoted: list[bool]) -> list[bool]:
+    """Per line: a quote with nothing new after it but signatures and wrapped quote lines.
+
+    A client that rewraps a long quoted line leaves the tail without ``>``; such a tail
+    follows a quoted line directly, while an answer is set off by a blank line.
+    """
+    wrapped = [False] * len(lines)
+    for i in range(1, len(lines)):
+        if lines[i].strip() and not quoted[i]:
+            wrapped[i] = quoted[i - 1] or wrapped[i - 1]
+    result = [False] * len(lines)
+    new_after = False
+    for i in range(len(lines) - 1, -1, -1):
+        result[i] = quoted[i] and not new_after
+        stripped = lines[i].strip()
+        if stripped and not quoted[i] and not wrapped[i] and not SIGNATURE.match(stripped):
+            new_after = True
+    return result
+
+
+def _next_content(lines: list[str]) -> list[int]:
+    """Per line: the index of the next non-blank line after it, or -1."""
+    result = [-1] * len(lines)
+    nxt = -1
+    for i in range(len(lines) - 1, -1, -1):
+        result[i] = nxt
+        if lines[i].strip():
+            nxt = i
+    return result
+
+
+def _attribution_span(lines: list[str], index: int) -> int:
+    """How many lines an attribution starting here takes (0: none); Gmail wraps it to 3.
 
     A wrapped first line carries the date, so only a line with a digit and no sentence end
     may begin a multi-line attribution; a customer's last sentence never does.
     """
     first = lines[index].strip()
+    if not first:
+        return 0
     if _is_attribution(first):
-        return True
+        return 1
     if not any(ch.isdigit() for ch in first) or first.endswith((".", "!", "?")):
-        return False
+        return 0
     block = [first]
     for line in lines[index + 1 : index + ATTRIBUTION_LINES]:
         if not line.strip():
-            return False
+            return 0
         block.append(line.strip())
         if _is_attribution(" ".join(block)):
-            return True
-    return False
+            return len(block)
+    return 0
 
 
 def _is_attribution(line: str) -> bool:
-    return len(line) <= 600 and ATTRIBUTION.match(line) is not None
-
-
-def _rest_is_quote(lines: list[str], start: int) -> bool:
-    """A ``>`` line starts the quote only if no unquoted text follows (inline answers stay)."""
-    rest = [s.strip() for s in lines[start:] if s.strip()]
-    plain = [s for s in rest if not s.startswith(">") and not SIGNATURE.match(s)]
-    return len(plain) <= len(rest) // 4
-
-
-def _attribution_above(lines: list[str], index: int) -> int:
-    for back in range(max(0, index - ATTRIBUTION_LINES), index):
-        if lines[back].strip() and _attribution_at(lines, back):
-            return back
-    return index
+    if len(line) > MAX_LINE:
+        return False
+    if ATTRIBUTION.match(line):
+        return True
+    return bool(DATED_START.match(line) and YEAR.search(line) and ADDRESS_END.search(line))
 
 
 def _outlook_block(lines: list[str], index: int) -> bool:
+    """ "From:" followed closely by a date and a recipient field (any order, wrapped From)."""
     if not HEADER_FROM.match(lines[index]):
         return False
-    following = [s for s in lines[index + 1 : index + 6] if s.strip()]
-    return sum(1 for s in following if HEADER_NEXT.match(s)) >= 2
+    window = lines[index + 1 : index + 1 + HEADER_WINDOW]
+    return any(HEADER_DATE.match(s) for s in window) and any(HEADER_TO.match(s) for s in window)
 
 
 def _strip_signature(lines: list[str]) -> list[str]:
-    for i in range(len(lines) - 1, -1, -1):
-        if SIGNATURE.match(lines[i]) and i > 0:
+    """Cut at the first signature line that has text above it."""
+    seen_text = False
+    for i, line in enumerate(lines):
+        if seen_text and SIGNATURE.match(line.strip()):
             return lines[:i]
+        seen_text = seen_text or bool(line.strip())
     return lines

@@ -52,6 +52,20 @@ def token_tickets(
     return tuple(found)
 
 
+ENCLOSED_TOKEN = re.compile(rb"(?:pd\.|\+)(t\d{1,12}x[a-z2-7]{16})[.@]", re.IGNORECASE)
+
+
+def enclosed_tokens(secret: bytes, raw: bytes) -> tuple[int, ...]:
+    """Tickets named by our Message-IDs or reply addresses anywhere in a bounce: the returned
+    original sits inside it, where no header field of the bounce itself points."""
+    found: list[int] = []
+    for match in ENCLOSED_TOKEN.finditer(raw[:2_000_000]):
+        ticket_id = verify_token(secret, match[1].decode().lower())
+        if ticket_id is not None and ticket_id not in found:
+            found.append(ticket_id)
+    return tuple(found)
+
+
 def subject_tag(subject: str) -> int | None:
     match = TAG.search(subject)
     return int(match[1]) if match else None

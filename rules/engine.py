@@ -82,6 +82,7 @@ def evaluate(
         tags.extend(t for t in then.tags if t not in tags)
         links.extend(link for link in then.links if link not in links)
         spam = spam or then.spam
+        language = then.language or language
         if rule.stop:
             break
     return Decision(

@@ -116,6 +116,8 @@ class Actions(Strict):
     """A template name, or ``none`` for no acknowledgement."""
     spam: bool = False
     links: list[Link] = []
+    language: Literal["en", "ru"] | None = None
+    """The language of mail to the customer, instead of the one detected from their text."""
 
 
 class RuleSpec(Strict):

@@ -77,17 +77,26 @@ def mark_failed(session: Session, row_id: int, error: str) -> None:
     )
 
 
-def count_recent(session: Session, to_addr: str, kinds: tuple[str, ...], since: datetime) -> int:
-    """How many automatic mails of these kinds went (or wait to go) to one address since then."""
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Outbox)
-            .where(Outbox.to_addr == to_addr.lower(), Outbox.kind.in_(kinds))
-            .where(Outbox.created_at >= since)
-        )
-        or 0
-    )
+def count_recent(
+    session: Session,
+    kinds: tuple[str, ...],
+    since: datetime,
+    *,
+    to_addr: str | None = None,
+    ticket_id: int | None = None,
+) -> int:
+    """Automatic mails of these kinds queued since then: to one address, for one ticket, or all.
+
+    Counted from the outbox itself, so the window survives restarts and is shared by every
+    instance on the same database.
+    """
+    query = select(func.count()).select_from(Outbox)
+    query = query.where(Outbox.kind.in_(kinds), Outbox.created_at >= since)
+    if to_addr is not None:
+        query = query.where(Outbox.to_addr == to_addr.lower())
+    if ticket_id is not None:
+        query = query.where(Outbox.ticket_id == ticket_id)
+    return session.scalar(query) or 0
 
 
 def summary(session: Session) -> dict[str, int]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import Daemon, Sink
 from tests.helpers import free_port, mail, read_until
@@ -58,7 +59,7 @@ def test_mail_over_smtp_gets_ticket_and_acknowledgement(
     assert ack["Auto-Submitted"] == "auto-replied"
     assert ack["In-Reply-To"] == customer["Message-ID"]
     assert sink.messages[0][1] == ["ann@example.org"]
-    assert "Ваше письмо" in ack.get_content()
+    assert "под номером #1" in ack.get_content()  # the office-hours or the off-hours text
     (ticket,) = tickets(daemon_config)
     assert ticket["subject"] == "Счёт не оплачивается"
     assert ticket["number"] == 1
@@ -248,3 +249,35 @@ def test_permanent_refusal_is_not_retried(
     assert json.loads(later.stdout)["sent"] == 0
     status = json.loads(postdesk(config, "status", "--json").stdout)
     assert status["outbox"]["failed"] == 1
+
+
+def test_two_desks_pointed_at_each_other_exchange_one_mail_and_stop(
+    tmp_path: Path, start_daemon: Callable[[Path], Daemon]
+) -> None:
+    ports = {"a": free_port(), "b": free_port()}
+    configs = {}
+    for me, other in (("a", "b"), ("b", "a")):
+        folder = tmp_path / me
+        folder.mkdir()
+        configs[me] = folder / "config.yaml"
+        configs[me].write_text(
+            yaml.safe_dump(
+                {
+                    "data_dir": str(folder / "data"),
+                    "support_addresses": [f"support@desk-{me}.example"],
+                    "listen": {"smtp": f"127.0.0.1:{ports[me]}"},
+                    "outgoing": {"smtp": {"host": "127.0.0.1", "port": ports[other]}},
+                }
+            )
+        )
+    desk_b = start_daemon(configs["b"])
+    start_daemon(configs["a"])
+    with smtplib.SMTP("127.0.0.1", ports["a"]) as client:
+        client.send_message(mail(sender="support@desk-b.example", to="support@desk-a.example"))
+    read_until(desk_b.process, "message ingested", desk_b.log, timeout=20)
+    assert "outcome=suppressed" in desk_b.log[-1]
+    assert "loop" in desk_b.log[-1]
+    assert len(tickets(configs["a"])) == 1
+    assert tickets(configs["b"]) == []
+    status_b = json.loads(postdesk(configs["b"], "status", "--json").stdout)
+    assert status_b["outbox"] == {"queued": 0, "sent": 0, "failed": 0, "oldest_queued": None}

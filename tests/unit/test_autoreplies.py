@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from autoreplies.policy import decide
+from autoreplies.policy import History, decide
 from autoreplies.render import SAMPLE, Rendered, Templates, compose
 from autoreplies.wording import response_time
 from config.errors import ConfigError
+from config.schema import Autoreply
 from parsers.model import Kind
 from tests.helpers import inbound
 
@@ -27,12 +28,13 @@ def variables(**overrides: Any) -> dict[str, Any]:
 
 
 def verdict(msg: Any = None, **overrides: Any) -> tuple[bool, str]:
+    history = History(**overrides.pop("history", {}))
+    limits = Autoreply(**overrides.pop("limits", {}))
     args: dict[str, Any] = {
         "own_addresses": OWN,
-        "sent_to_sender_last_day": 0,
-        "max_per_day": 5,
+        "history": history,
+        "limits": limits,
         "is_new_ticket": True,
-        "on_followup": False,
         "when": "always",
         "loop_marker": "support@example.com",
     }
@@ -64,7 +66,7 @@ def test_response_time_plurals(duration: timedelta, language: str, text: str) ->
 
 def test_ack_in_english_and_russian() -> None:
     templates = Templates(None)
-    assert templates.names() == {"ack"}
+    assert templates.names() == {"ack", "ack_offhours"}
     assert templates.check() == []
     en = templates.render("ack", "en", variables())
     assert en.subject == "[#17] Printer"
@@ -101,7 +103,7 @@ def test_override_folder_wins_and_unknown_template_fails(tmp_path: Path) -> None
     (tmp_path / "ack.ru.txt").write_text("Subject: Принято [#{{ ticket.number }}]\n\nСпасибо\n")
     (tmp_path / "vip.en.txt").write_text("Subject: VIP\n\nHello\n")
     templates = Templates(tmp_path)
-    assert templates.names() == {"ack", "vip"}
+    assert templates.names() == {"ack", "ack_offhours", "vip"}
     assert templates.render("ack", "ru", variables()).text == "Спасибо\n"
     with pytest.raises(ConfigError, match="no template 'nope'"):
         templates.render("nope", "en", variables())
@@ -183,10 +185,26 @@ def test_auto_submitted_no_is_a_human() -> None:
     assert verdict(inbound(headers={"auto-submitted": "no"})) == (True, "")
 
 
-def test_rate_limit_follow_ups_and_switches() -> None:
-    assert "rate limit: 5" in verdict(sent_to_sender_last_day=5)[1]
+def test_rate_limits_suppression_and_breaker() -> None:
+    assert "rate limit: 5 automatic replies" in verdict(history={"to_sender_last_day": 5})[1]
+    assert "on this ticket" in verdict(history={"for_ticket_last_hour": 2})[1]
+    assert verdict(history={"for_ticket_last_hour": 2}, limits={"max_per_ticket_per_hour": 3})[0]
+    assert "address suppressed: hard bounce" in verdict(history={"suppressed": "hard bounce"})[1]
+    tripped = decide(
+        inbound(),
+        own_addresses=OWN,
+        history=History(total_last_hour=300),
+        limits=Autoreply(),
+        is_new_ticket=True,
+        when="always",
+    )
+    assert (tripped.send, tripped.breaker) == (False, True)
+    assert "circuit breaker" in tripped.reason
+
+
+def test_follow_ups_and_modes() -> None:
     assert "follow-up" in verdict(is_new_ticket=False)[1]
-    assert verdict(is_new_ticket=False, on_followup=True) == (True, "")
+    assert verdict(is_new_ticket=False, limits={"on_followup": True}) == (True, "")
     assert "switched off" in verdict(when="never")[1]
     assert (
         "within business hours" in verdict(when="outside_business_hours", in_business_hours=True)[1]

@@ -302,3 +302,15 @@ def test_evaluation_never_raises(subject: str, body: str, sender: str, header: s
     for context in (Context(), Context(is_reply=True)):
         decision = evaluate(example, msg, context)
         assert decision.priority in ("low", "normal", "high", "urgent")
+
+
+def test_language_action_overrides_detection(tmp_path: Path) -> None:
+    rules = load(
+        tmp_path,
+        "rules:\n  - {name: ru-desk, if: {to: {exact: podderzhka@example.com}}, "
+        "then: {language: ru}}\n",
+    )
+    english = message("Printer", "The printer in room four is on fire again, please help")
+    assert evaluate(rules, english).language == "en"
+    routed = message("Printer", english.new_text, to=("podderzhka@example.com",))
+    assert evaluate(rules, routed).language == "ru"

@@ -1,0 +1,28 @@
+"""Addresses that get no automatic mail for a while: hard bounces and tripped breakers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.models import Suppression
+
+
+def active(session: Session, address: str, now: datetime) -> Suppression | None:
+    return session.scalar(
+        select(Suppression).where(Suppression.address == address.lower(), Suppression.until > now)
+    )
+
+
+def suppress(session: Session, address: str, reason: str, now: datetime, until: datetime) -> None:
+    """Start or extend a suppression; the later end wins."""
+    row = session.scalar(select(Suppression).where(Suppression.address == address.lower()))
+    if row is None:
+        session.add(
+            Suppression(address=address.lower(), reason=reason, created_at=now, until=until)
+        )
+        return
+    if row.until < until:
+        row.until, row.reason, row.created_at = until, reason, now
