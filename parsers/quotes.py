@@ -92,6 +92,7 @@ def _new_lines(lines: list[str]) -> tuple[list[str], bool]:
 
     ``>`` lines, and the attribution right above them, are dropped where answers follow
     (inline replies); the first trailing quote, attribution or header block ends the text.
+    An attribution with neither a quote below nor a date or address in it is ordinary text.
     """
     quoted = [line.lstrip().startswith(">") for line in lines]
     trailing = _trailing_quote(lines, quoted)
@@ -105,12 +106,13 @@ def _new_lines(lines: list[str]) -> tuple[list[str], bool]:
             i += 1
             continue
         span = _attribution_span(lines, i)
-        if span:
-            nxt = following[i + span - 1]
-            if nxt < 0 or not quoted[nxt] or trailing[nxt]:
-                return kept, True
+        nxt = following[i + span - 1] if span else -1
+        quote_below = nxt >= 0 and quoted[nxt]
+        if span and quote_below and not trailing[nxt]:
             i += span
             continue
+        if span and (quote_below or _dated(lines[i : i + span])):
+            return kept, True
         if SEPARATOR.match(lines[i]) or _outlook_block(lines, i):
             return kept, True
         if RULE.match(lines[i]) and following[i] >= 0 and _outlook_block(lines, following[i]):
@@ -174,6 +176,11 @@ def _attribution_span(lines: list[str], index: int) -> int:
     return 0
 
 
+def _dated(block: list[str]) -> bool:
+    """A real attribution names a date or an address; "As I wrote:" in a reply does neither."""
+    return any(ch.isdigit() or ch == "@" for line in block for ch in line)
+
+
 def _is_attribution(line: str) -> bool:
     if len(line) > MAX_LINE:
         return False
@@ -183,7 +190,7 @@ def _is_attribution(line: str) -> bool:
 
 
 def _outlook_block(lines: list[str], index: int) -> bool:
-    """ "From:" followed closely by a date and a recipient field (any order, wrapped From)."""
+    """A "From:" line closely followed by a date and a recipient field (any order)."""
     if not HEADER_FROM.match(lines[index]):
         return False
     window = lines[index + 1 : index + 1 + HEADER_WINDOW]
