@@ -26,6 +26,8 @@ from jinja2 import (
     TemplateError,
     TemplateNotFound,
     TemplateSyntaxError,
+    meta,
+    nodes,
     select_autoescape,
 )
 
@@ -63,8 +65,9 @@ class Templates:
     def __init__(self, override: Path | None = None) -> None:
         folders = [str(override)] if override else []
         self.folders = [Path(f) for f in folders] + [SHIPPED]
+        self.loader = ChoiceLoader([FileSystemLoader(f) for f in [*folders, str(SHIPPED)]])
         self.env = Environment(
-            loader=ChoiceLoader([FileSystemLoader(f) for f in [*folders, str(SHIPPED)]]),
+            loader=self.loader,
             undefined=StrictUndefined,
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
             keep_trailing_newline=True,
@@ -87,17 +90,28 @@ class Templates:
                     problem = self._check_one(f"{name}.{language}.{suffix}")
                     if problem:
                         problems.append(problem)
+        for name in sorted(self.snippets()):
+            for language in LANGUAGES:
+                problem = self._check_one(f"snippets/{name}.{language}.txt")
+                if problem:
+                    problems.append(problem)
         return problems
 
     def _check_one(self, filename: str) -> str | None:
         try:
-            self.env.get_template(filename).render(SAMPLE)
+            source, path, _ = self.loader.get_source(self.env, filename)
         except TemplateNotFound:
             return None
+        try:
+            if unknown := _unknown_name(self.env.parse(source, filename, path)):
+                return f"{path}:{unknown[1]}: '{unknown[0]}' is undefined"
+            text = self.env.get_template(filename).render(SAMPLE)
         except TemplateSyntaxError as exc:
             return f"{exc.filename or filename}:{exc.lineno}: {exc.message}"
         except TemplateError as exc:
-            return f"{self._path(filename)}:{_error_line(exc)}: {exc}"
+            return f"{path}:{_error_line(exc)}: {exc}"
+        if NAME.match(filename) and not text.lower().startswith("subject:"):
+            return f"{path}:1: the first line must be 'Subject: ...'"
         return None
 
     def render(
@@ -118,11 +132,38 @@ class Templates:
             page = self.env.get_template(f"{name}.{language}.html").render(variables)
         return Rendered(one_line(first[len("subject:") :]), body.strip("\n") + "\n", page)
 
+    def snippets(self) -> set[str]:
+        """Canned answers an agent inserts with ``#reply <name>``."""
+        found = set()
+        for folder in self.folders:
+            for path in (folder / "snippets").glob("*.txt") if folder.is_dir() else ():
+                if match := NAME.match(path.name):
+                    found.add(match["name"])
+        return found
+
+    def snippet(self, name: str, language: str, variables: Mapping[str, Any]) -> str:
+        if name not in self.snippets():
+            raise ConfigError(
+                f"no canned reply {name!r} (known: {', '.join(sorted(self.snippets()))})"
+            )
+        if not self._exists(f"snippets/{name}.{language}.txt"):
+            language = "en"
+        return self.env.get_template(f"snippets/{name}.{language}.txt").render(variables).strip()
+
     def _path(self, filename: str) -> Path | None:
         return next((f / filename for f in self.folders if (f / filename).is_file()), None)
 
     def _exists(self, filename: str) -> bool:
         return self._path(filename) is not None
+
+
+def _unknown_name(tree: nodes.Template) -> tuple[str, int] | None:
+    """A variable the sample values lack, with its line, even in a branch they do not take."""
+    unknown = meta.find_undeclared_variables(tree) - SAMPLE.keys()
+    for node in tree.find_all(nodes.Name):
+        if node.name in unknown:
+            return node.name, node.lineno
+    return None
 
 
 def _error_line(exc: Exception) -> int:
@@ -141,6 +182,16 @@ def one_line(value: str) -> str:
     return " ".join(UNSAFE.sub(" ", value).split())
 
 
+def thread_references(references: Sequence[str], in_reply_to: str | None) -> list[str]:
+    """References for a reply: each id once, the parent last, trimmed to the thread's root
+    and the newest ids as mail clients do, so long threads still group under their root."""
+    chain = [*dict.fromkeys(r for r in references if r and r != in_reply_to)]
+    chain += [in_reply_to] if in_reply_to else []
+    if len(chain) > MAX_REFERENCES:
+        chain = [chain[0], *chain[1 - MAX_REFERENCES :]]
+    return chain
+
+
 def compose(
     rendered: Rendered,
     *,
@@ -150,28 +201,46 @@ def compose(
     date: datetime,
     in_reply_to: str | None,
     references: Sequence[str],
-    auto_submitted: str,
-    loop_marker: str,
+    auto_submitted: str | None,
+    loop_marker: str | None,
     extra_headers: Mapping[str, str] | None = None,
+    cc: Sequence[str] = (),
+    attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> EmailMessage:
-    """An RFC 3834 automatic message that threads under the mail it answers."""
+    """A message that threads under the mail it answers.
+
+    Automatic mail (``auto_submitted`` given) is marked as RFC 3834 asks and carries our loop
+    marker; an agent's relayed reply is human mail and carries neither, so that the other
+    side (even another help desk) treats it as a person's answer.
+    """
     mail = EmailMessage(policy=SMTP)
     mail["From"] = one_line(from_addr)
     mail["To"] = one_line(to)
+    if cc:
+        mail["Cc"] = ", ".join(one_line(a) for a in cc)
     mail["Subject"] = one_line(rendered.subject)
     mail["Date"] = format_datetime(date)
     mail["Message-ID"] = f"<{one_line(message_id)}>"
-    chain = list(dict.fromkeys([*references, *([in_reply_to] if in_reply_to else [])]))
     if in_reply_to:
         mail["In-Reply-To"] = f"<{one_line(in_reply_to)}>"
-    if chain:
-        mail["References"] = " ".join(f"<{one_line(r)}>" for r in chain[-MAX_REFERENCES:])
-    mail["Auto-Submitted"] = auto_submitted
+    if chain := thread_references(references, in_reply_to):
+        mail["References"] = " ".join(f"<{one_line(r)}>" for r in chain)
+    if auto_submitted:
+        mail["Auto-Submitted"] = auto_submitted
     mail["X-Auto-Response-Suppress"] = "All"
-    mail["X-Postdesk-Loop"] = one_line(loop_marker)
+    if loop_marker:
+        mail["X-Postdesk-Loop"] = one_line(loop_marker)
     for name, value in (extra_headers or {}).items():
         mail[name] = one_line(value)
     mail.set_content(rendered.text, charset="utf-8")
     if rendered.html is not None:
         mail.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    for filename, content_type, data in attachments:
+        maintype, _, subtype = content_type.partition("/")
+        mail.add_attachment(
+            data,
+            maintype=maintype or "application",
+            subtype=subtype or "octet-stream",
+            filename=one_line(filename),
+        )
     return mail

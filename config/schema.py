@@ -77,8 +77,18 @@ class Outgoing(Strict):
 
 
 class OAuth2(Strict):
+    """XOAUTH2 login: a fresh access token is read at every connection, since they expire."""
+
     token_command: str | None = None
+    """A shell command that prints the access token (e.g. a refresh helper)."""
     token_file: Path | None = None
+    """A file that another process keeps refreshed."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OAuth2:
+        if (self.token_command is None) == (self.token_file is None):
+            raise ValueError("oauth2 needs exactly one of token_command or token_file")
+        return self
 
 
 class Mailbox(Secret):
@@ -99,6 +109,24 @@ class Agent(Strict):
     email: str
     name: str = ""
     queues: list[str] = []
+
+
+class AgentAuth(Strict):
+    """What proves that mail from an agent's address is really from the agent."""
+
+    trusted_authserv_ids: list[str] = []
+    """Authentication-Results from these servers (your MX) are believed; others are ignored."""
+    methods: list[Literal["dkim", "spf"]] = ["dkim"]
+
+
+class Notify(Strict):
+    """Which events mail the assignee (or, without one, the queue's members)."""
+
+    new_ticket: bool = True
+    customer_reply: bool = True
+    assignment: bool = True
+    attach_up_to: int = Field(default=5 * 1024 * 1024, ge=0)
+    """Attachments up to this total size travel with the notification; larger ones are listed."""
 
 
 class BusinessHours(Strict):
@@ -193,6 +221,8 @@ class Settings(Strict):
     mailboxes: list[Mailbox] = []
     outgoing: Outgoing = Outgoing()
     agents: list[Agent] = []
+    agent_auth: AgentAuth = AgentAuth()
+    notify: Notify = Notify()
     queues: list[Queue] = [Queue(name=n) for n in ("general", "billing", "ops")]
     rules: Path | None = None
     templates: Path | None = None

@@ -232,6 +232,7 @@ def cmd_quarantine_release(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from store.inbound import counts
+    from store.mailboxes import health as mailbox_health
     from store.outbox import oldest_queued
     from store.outbox import summary as outbox_summary
     from store.schema import current_revision, head_revision
@@ -252,7 +253,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "oldest_queued": oldest.isoformat() if oldest else None,
             },
             "listen": app.settings.listen.model_dump(),
-            "mailboxes": [m.name for m in app.settings.mailboxes],
+            "mailboxes": mailbox_health(
+                session, [m.name for m in app.settings.mailboxes], clock.now()
+            ),
         }
     _emit(args, data, lambda d: json.dumps(d, indent=2))
     return EX_OK

@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session
 
 from autoreplies.policy import History, decide
 from config.errors import BadData, TemporaryFailure
-from daemon import clock
+from daemon import agents, clock
 from daemon.app import App
 from daemon.mail import (
     AUTOMATIC,
     AUTOREPLIES,
     queue_acknowledgement,
+    queue_agent_notification,
     queue_alert,
     queue_notice,
 )
@@ -32,7 +33,7 @@ from parsers.model import InboundMessage, Kind
 from rules.engine import Decision, evaluate
 from rules.matchers import Context
 from store import outbox, suppressions
-from store.models import Inbound, Ticket
+from store.models import Inbound, Message, Ticket
 from store.tickets import (
     add_event,
     add_participants,
@@ -142,6 +143,13 @@ def _process(
         if bounced is not None:
             _record_bounce(app, session, bounced, msg, inbound, now)
             return _finish(inbound, SUPPRESSED, f"bounce of our mail: {msg.kind_reason}", bounced)
+    if msg.kind == Kind.AGENT:
+        ticket_id = agents.token_ticket(app, msg)
+        target = session.get(Ticket, ticket_id) if ticket_id else thread.ticket
+        if target is not None:
+            reason, queued = agents.handle(app, session, target, msg, inbound.id, now)
+            _finish(inbound, APPENDED, reason, target)
+            return IngestResult(APPENDED, target.number, reason, queued)
     if msg.kind not in (Kind.CUSTOMER, Kind.AGENT):
         if thread.ticket is not None:
             add_event(
@@ -224,7 +232,9 @@ def _create(
     add_participants(session, ticket, [*msg.to, *msg.cc], "cc", app.own_addresses)
     add_participants(session, ticket, decision.watchers, "watcher", app.own_addresses)
     session.flush()
-    record_inbound(session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now)
+    message = record_inbound(
+        session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now
+    )
     add_event(
         ticket,
         actor=msg.from_addr,
@@ -242,6 +252,8 @@ def _create(
             ticket, actor="postdesk", type="possibly_related", now=now, related=related.number
         )
     queued = _acknowledge(app, session, ticket, msg, decision, now)
+    if settings.notify.new_ticket:
+        queued += _notify(app, session, ticket, "new ticket", message, now)
     result = _finish(inbound, CREATED, "", ticket)
     return IngestResult(result.outcome, result.ticket_number, decision.autoreply_reason, queued)
 
@@ -255,7 +267,9 @@ def _append(
     how: str,
     now: datetime,
 ) -> IngestResult:
-    record_inbound(session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now)
+    message = record_inbound(
+        session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now
+    )
     added = add_participants(session, ticket, [*msg.to, *msg.cc], "cc", app.own_addresses)
     before = ticket.status
     if msg.kind == Kind.CUSTOMER and before in ("pending", *REOPENABLE):
@@ -282,8 +296,21 @@ def _append(
     queued = 0
     if app.settings.autoreply.on_followup and msg.kind == Kind.CUSTOMER:
         queued = _acknowledge(app, session, ticket, msg, decision, now)
+    if app.settings.notify.customer_reply:
+        event = "reopened" if before in REOPENABLE else "customer reply"
+        queued += _notify(app, session, ticket, event, message, now)
     result = _finish(inbound, APPENDED, how, ticket)
     return IngestResult(result.outcome, result.ticket_number, how, queued)
+
+
+def _notify(
+    app: App, session: Session, ticket: Ticket, event: str, message: Message, now: datetime
+) -> int:
+    """The assignee, else the queue's members, hear of the customer's mail."""
+    agents_to_tell = [ticket.assignee] if ticket.assignee else app.settings.members_of(ticket.queue)
+    for agent in agents_to_tell:
+        queue_agent_notification(app, session, ticket, agent, event, message, now)
+    return len(agents_to_tell)
 
 
 def _context(

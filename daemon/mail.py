@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from email.utils import formataddr
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -12,10 +14,10 @@ from autoreplies.render import Rendered, compose
 from autoreplies.wording import expected_response
 from daemon.app import App
 from parsers.model import InboundMessage
-from parsers.references import make_token
+from parsers.references import make_agent_token, make_token
 from rules.engine import Decision
 from store import outbox
-from store.models import Ticket
+from store.models import Message, Ticket
 from store.tickets import record_outbound
 
 AUTOREPLIES = ("autoreply",)
@@ -52,6 +54,149 @@ def message_id(app: App, ticket: Ticket, address: str) -> str:
 def reply_address(app: App, ticket: Ticket, address: str) -> str:
     local, _, domain = address.rpartition("@")
     return f"{local}+{make_token(app.secret, ticket.id)}@{domain}"
+
+
+def agent_reply_address(app: App, ticket: Ticket, agent: str) -> str:
+    """Where one agent answers one ticket: the token in it is that agent's proof."""
+    local, _, domain = app.settings.support_addresses[0].rpartition("@")
+    return f"{local}+{make_agent_token(app.secret, ticket.id, agent)}@{domain}"
+
+
+def thread_root(app: App, ticket: Ticket) -> str:
+    """A fixed Message-ID every agent notification refers to: one thread per ticket."""
+    domain = app.settings.support_addresses[0].rpartition("@")[2]
+    return f"pd.{make_token(app.secret, ticket.id)}.root@{domain}"
+
+
+def _attachments(
+    app: App, rows: Sequence[Any], limit: int
+) -> tuple[list[tuple[str, str, bytes]], list[str]]:
+    """Stored attachments to send along while they fit in ``limit``; the rest only named."""
+    attached: list[tuple[str, str, bytes]] = []
+    listed: list[str] = []
+    total = 0
+    for row in rows:
+        if row.stored and total + row.size <= limit:
+            try:
+                attached.append((row.filename, row.content_type, app.blobs.get(row.sha256)))
+                total += row.size
+                continue
+            except OSError:
+                pass
+        listed.append(f"{row.filename} ({row.size} bytes, kept on the ticket)")
+    return attached, listed
+
+
+def queue_agent_notification(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    agent: str,
+    event: str,
+    message: Message | None,
+    now: datetime,
+) -> None:
+    """Tell an agent what happened, with the customer's words and a reply address of their own."""
+    sender = app.settings.support_addresses[0]
+    attached, listed = _attachments(
+        app, message.attachments if message else [], app.settings.notify.attach_up_to
+    )
+    due = ticket.first_response_due if ticket.first_response_at is None else ticket.resolution_due
+    lines = [
+        f"Ticket #{ticket.number}: {ticket.subject}",
+        f"Status {ticket.status}, priority {ticket.priority}, queue {ticket.queue}, "
+        f"assignee {ticket.assignee or 'nobody'}",
+        f"Requester {ticket.requester}; due {due.isoformat(timespec='minutes') if due else '-'}",
+        "",
+    ]
+    if message is not None:
+        lines += [f"{message.from_addr} wrote:", "", message.body.strip(), ""]
+    lines += [f"Attachment: {name}" for name in listed]
+    lines += [
+        "-- ",
+        "Reply to this mail to answer the customer. Commands on the first lines:",
+        "#close #resolve #pending #hold #open #assign <agent> #priority <p> #queue <q>",
+        "#tag <t> #untag <t> #cc <address> #reply <canned answer> #note (internal only)",
+    ]
+    mail = compose(
+        Rendered(f"[#{ticket.number}] {event}: {ticket.subject}", "\n".join(lines) + "\n"),
+        from_addr=sender,
+        to=agent,
+        message_id=message_id(app, ticket, sender),
+        date=now,
+        in_reply_to=thread_root(app, ticket),
+        references=[thread_root(app, ticket)],
+        auto_submitted="auto-generated",
+        loop_marker=app.loop_marker,
+        extra_headers={"Reply-To": agent_reply_address(app, ticket, agent)},
+        attachments=attached,
+    )
+    outbox.enqueue(
+        session, mail=mail, kind="notice", recipients=[agent], now=now, ticket_id=ticket.id
+    )
+
+
+def queue_relay(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    agent_name: str,
+    text: str,
+    attachments: Sequence[Any],
+    inbound_id: int,
+    now: datetime,
+) -> Message:
+    """An agent's answer, sent to the customer and CCs from the support address."""
+    sender = app.settings.support_addresses[0]
+    copies = [p.email for p in ticket.participants if p.role == "cc"]
+    customer_ids = [m.message_id for m in ticket.messages if m.message_id]
+    last_in = next(
+        (m.message_id for m in reversed(ticket.messages) if m.direction == "in" and m.message_id),
+        None,
+    )
+    subject = (
+        ticket.subject if ticket.subject.lower().startswith("re:") else f"Re: {ticket.subject}"
+    )
+    if f"[#{ticket.number}]" not in subject:
+        subject = f"{subject} [#{ticket.number}]"
+    files, _ = _attachments(app, attachments, app.settings.limits.max_attachment_bytes)
+    mid = message_id(app, ticket, sender)
+    display = f"{agent_name} ({sender.partition('@')[0]})" if agent_name else ""
+    mail = compose(
+        Rendered(subject, text.rstrip() + "\n"),
+        from_addr=formataddr((display, sender)) if display else sender,
+        to=ticket.requester,
+        cc=copies,
+        message_id=mid,
+        date=now,
+        in_reply_to=last_in,
+        references=customer_ids,
+        auto_submitted=None,
+        loop_marker=None,
+        extra_headers={"Reply-To": reply_address(app, ticket, sender)},
+        attachments=files,
+    )
+    outbox.enqueue(
+        session,
+        mail=mail,
+        kind="agent_reply",
+        recipients=[ticket.requester, *copies],
+        now=now,
+        ticket_id=ticket.id,
+    )
+    message = record_outbound(
+        session,
+        ticket,
+        kind="agent",
+        from_addr=sender,
+        to=[ticket.requester, *copies],
+        subject=subject,
+        body=text,
+        message_id=mid,
+        now=now,
+    )
+    message.inbound_id = inbound_id
+    return message
 
 
 def queue_acknowledgement(

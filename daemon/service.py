@@ -12,7 +12,7 @@ import sdnotify
 
 from config.errors import ConfigError
 from config.schema import parse_host_port
-from daemon import listener
+from daemon import imap, listener
 from daemon.app import App
 from daemon.outbox import deliver_due
 from store.schema import ensure_current
@@ -40,6 +40,9 @@ class Service:
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         servers = await self._start_listeners()
+        # Pollers run in threads: they wake the sender through the loop, thread-safely.
+        gateway = imap.Gateway(self.app, lambda: loop.call_soon_threadsafe(self.wake_sender))
+        gateway.start()
         tasks = [
             asyncio.create_task(self._sender(), name="outbox"),
             asyncio.create_task(self._watch_files(), name="watch"),
@@ -54,6 +57,7 @@ class Service:
         for server in servers:
             server.close()
             await server.wait_closed()
+        await asyncio.to_thread(gateway.stop)
         self.mail_waiting.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.app.db.dispose()

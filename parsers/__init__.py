@@ -9,8 +9,14 @@ from parsers import mime
 from parsers.classify import bounced_recipients, classify
 from parsers.commands import commands
 from parsers.model import InboundMessage, Kind, ParseContext
-from parsers.quotes import split_reply
-from parsers.references import enclosed_tokens, message_ids, subject_tag, token_tickets
+from parsers.quotes import new_part, split_reply
+from parsers.references import (
+    agent_tokens,
+    enclosed_tokens,
+    message_ids,
+    subject_tag,
+    token_tickets,
+)
 
 MAX_SUBJECT = 998
 
@@ -45,7 +51,7 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
     cc = [a for _, a in mime.addresses(message, "cc")]
     in_reply_to = message_ids(headers.get("in-reply-to", ""))
     references = message_ids(headers.get("references", ""))
-    new_text = split_reply(parsed.text)
+    new_text = new_part(parsed.text) if kind == Kind.AGENT else split_reply(parsed.text)
     return_path = headers.get("return-path")
     message_id = message_ids(headers.get("message-id", ""))
     delivered = [a for _, a in mime.addresses(message, "delivered-to")]
@@ -76,6 +82,10 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
         or (enclosed_tokens(ctx.secret, raw) if kind == Kind.BOUNCE else ()),
         bounced_recipients=bounced_recipients(message) if kind == Kind.BOUNCE else (),
         commands=commands(new_text) if kind == Kind.AGENT else (),
+        agent_tokens=agent_tokens([*recipients, *cc, *delivered]),
+        authentication_results=tuple(
+            mime.header_text(v) for v in mime.raw_values(message, "authentication-results")
+        ),
         defects=tuple(parsed.defects),
         size=len(raw),
     )

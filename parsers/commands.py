@@ -1,8 +1,11 @@
 """Agent commands: ``#word argument`` lines at the very top of a reply.
 
 Only the leading block counts, so a ``#1`` or a hashtag further down in the text is never
-taken for a command. Whether the sender may command anything is decided later, by the
-daemon, from the proof of identity; the parser only reads.
+taken for a command. A first line like ``#hashtag with words`` that names no command is
+text; an unknown word alone (``#clsoe``) or after a command is kept as a command, so the
+agent is told about the typo instead of having it relayed to the customer. Whether the
+sender may command anything is decided later, by the daemon, from the proof of identity;
+the parser only reads.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ KNOWN = (
     "priority",
     "queue",
     "tag",
+    "untag",
     "note",
+    "cc",
+    "reply",
 )
 LINE = re.compile(r"^#([a-z]+)\b[ \t]*(.*)$", re.IGNORECASE)
 
@@ -33,7 +39,7 @@ def commands(new_text: str) -> tuple[Command, ...]:
         if not line and not found:
             continue
         match = LINE.match(line)
-        if match is None or match[1].lower() not in KNOWN:
+        if match is None or (not found and match[1].lower() not in KNOWN and match[2]):
             break
         found.append(Command(match[1].lower(), match[2].strip(), line))
     return tuple(found)

@@ -89,5 +89,10 @@ class InboundMessage:
     or in a referenced Message-ID that we sent."""
     bounced_recipients: tuple[str, ...] = ()
     commands: tuple[Command, ...] = ()
+    agent_tokens: tuple[str, ...] = ()
+    """Unverified ``a<ticket>x<mac>`` tokens from ``support+TOKEN@`` recipients: an agent's
+    reply address; only the daemon, knowing the sender, can check one."""
+    authentication_results: tuple[str, ...] = ()
+    """Every Authentication-Results field, as received (which to trust is the daemon's call)."""
     defects: tuple[str, ...] = field(default=())
     size: int = 0

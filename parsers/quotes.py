@@ -73,13 +73,19 @@ MAX_LINE = 600
 
 def split_reply(text: str) -> str:
     """The new part; the whole text when everything looks quoted (nothing is ever emptied)."""
+    return new_part(text) or text.strip()
+
+
+def new_part(text: str) -> str:
+    """The new part, empty when the writer added nothing: an agent's mail that only quotes
+    must relay nothing, where a customer's must still be read by someone."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     forward = next((i for i, line in enumerate(lines) if FORWARD.match(line)), len(lines))
     kept, cut = _new_lines(lines[:forward])
     new = _strip_signature(kept)
     if not cut:
         new += lines[forward:]
-    return "\n".join(new).strip() or text.strip()
+    return "\n".join(new).strip()
 
 
 def strip_signature(text: str) -> str:

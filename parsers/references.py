@@ -15,13 +15,35 @@ from collections.abc import Iterable
 
 TAG = re.compile(r"\[#(\d{1,9})\]")
 TOKEN = re.compile(r"t(\d{1,12})x([a-z2-7]{16})")
+AGENT_TOKEN = re.compile(r"a(\d{1,12})x([a-z2-7]{16})")
 ADDRESS_TOKEN = re.compile(r"^[^@+]+\+(t\d{1,12}x[a-z2-7]{16})@", re.IGNORECASE)
+AGENT_ADDRESS_TOKEN = re.compile(r"^[^@+]+\+(a\d{1,12}x[a-z2-7]{16})@", re.IGNORECASE)
 ID_TOKEN = re.compile(r"^pd\.(t\d{1,12}x[a-z2-7]{16})\.", re.IGNORECASE)
 MESSAGE_ID = re.compile(r"<([^<>\s]{1,900})>")
 
 
 def make_token(secret: bytes, ticket_id: int) -> str:
     return f"t{ticket_id}x{_mac(secret, ticket_id)}"
+
+
+def make_agent_token(secret: bytes, ticket_id: int, agent: str) -> str:
+    """A reply token for one agent on one ticket: a customer who sees the customer token
+    still cannot command the ticket by forging the agent's From."""
+    return f"a{ticket_id}x{_mac(secret, ticket_id, agent.lower())}"
+
+
+def verify_agent_token(secret: bytes, token: str, agent: str) -> int | None:
+    match = AGENT_TOKEN.fullmatch(token.lower())
+    if match is None or not secret:
+        return None
+    ticket_id = int(match[1])
+    expected = _mac(secret, ticket_id, agent.lower())
+    return ticket_id if hmac.compare_digest(match[2], expected) else None
+
+
+def agent_tokens(addresses: Iterable[str]) -> tuple[str, ...]:
+    found = (m[1].lower() for a in addresses if (m := AGENT_ADDRESS_TOKEN.match(a)))
+    return tuple(dict.fromkeys(found))
 
 
 def verify_token(secret: bytes, token: str) -> int | None:
@@ -33,8 +55,9 @@ def verify_token(secret: bytes, token: str) -> int | None:
     return ticket_id if hmac.compare_digest(match[2], _mac(secret, ticket_id)) else None
 
 
-def _mac(secret: bytes, ticket_id: int) -> str:
-    digest = hmac.new(secret, f"ticket:{ticket_id}".encode(), hashlib.sha256).digest()
+def _mac(secret: bytes, ticket_id: int, agent: str = "") -> str:
+    scope = f"ticket:{ticket_id}" + (f":agent:{agent}" if agent else "")
+    digest = hmac.new(secret, scope.encode(), hashlib.sha256).digest()
     return base64.b32encode(digest[:10]).decode().lower()
 
 

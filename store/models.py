@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -189,3 +190,22 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
     until: Mapped[datetime] = mapped_column(index=True)
+
+
+class MailboxState(Base):
+    """Where each IMAP mailbox stands, so a restart or another instance resumes exactly there.
+
+    ``last_uid`` only moves after a message is committed and moved, and only under a lease
+    (``lease_holder`` until ``lease_expires_at``) so that one instance polls at a time.
+    """
+
+    __tablename__ = "mailbox_state"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    lease_holder: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
+    connected: Mapped[bool] = mapped_column(default=False)
+    last_success_at: Mapped[datetime | None]
+    backlog: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")

@@ -60,6 +60,8 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
             "outgoing": {"maildir": str(tmp_path / "sent")},
             "agents": [{"email": "anna@example.com", "name": "Anna", "queues": ["general"]}],
             "queues": [{"name": "general"}, {"name": "ops"}, {"name": "billing"}],
+            # agent notifications have their own tests; elsewhere they would only add rows
+            "notify": {"new_ticket": False, "customer_reply": False},
         }
         config.update(overrides)
         path = tmp_path / "config.yaml"
@@ -112,6 +114,19 @@ def smtp_sink() -> Iterator[tuple[Sink, int]]:
     controller.start()
     yield sink, port
     controller.stop()
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Any]:
+    """A real Dovecot on a free port with one user (tests/imap_server.py)."""
+    from tests.imap_server import Dovecot, available
+
+    if not available():
+        pytest.skip("IMAP tests need Dovecot: apt-get install -y dovecot-imapd")
+    server = Dovecot()
+    server.start()
+    yield server
+    server.remove()
 
 
 @dataclass

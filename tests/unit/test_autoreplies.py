@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from autoreplies.policy import History, decide
-from autoreplies.render import SAMPLE, Rendered, Templates, compose
+from autoreplies.render import SAMPLE, Rendered, Templates, compose, thread_references
 from autoreplies.wording import response_time
 from config.errors import ConfigError
 from config.schema import Autoreply
@@ -73,8 +73,12 @@ def test_ack_in_english_and_russian() -> None:
     assert "ticket #17" in en.text and "within 8 hours" in en.text
     assert "urgent" not in en.text and en.html is None
     ru = templates.render("ack", "ru", variables(response_time="8 часов", customer_name=""))
-    assert ru.text.startswith("Здравствуйте!")
-    assert "номером #17" in ru.text and "8 часов" in ru.text
+    assert ru.subject == "[#17] Printer" and ru.text.startswith("Здравствуйте!")
+    assert "номером #17" in ru.text and "8 часов" in ru.text and "срочный" not in ru.text
+    urgent = variables(channels=[{"name": "Телефон", "value": "+7 495 000-00-00"}])
+    assert "Если вопрос срочный:\n  - Телефон: +7 495 000-00-00" in (
+        templates.render("ack", "ru", urgent).text
+    )
 
 
 def test_channels_links_and_html() -> None:
@@ -119,6 +123,17 @@ def test_check_reports_file_and_line(tmp_path: Path) -> None:
     ), problems
 
 
+def test_check_finds_typos_in_branches_the_sample_skips(tmp_path: Path) -> None:
+    (tmp_path / "ack.en.txt").write_text(
+        "Subject: x\n\n{% if not links %}\n{{ ticket.number }} {{ linkz }}\n{% endif %}\n"
+    )
+    (tmp_path / "ack.ru.txt").write_text("Тема: x\n\nПривет\n")
+    assert Templates(tmp_path).check() == [
+        f"{tmp_path / 'ack.en.txt'}:4: 'linkz' is undefined",
+        f"{tmp_path / 'ack.ru.txt'}:1: the first line must be 'Subject: ...'",
+    ]
+
+
 def compose_ack(rendered: Rendered) -> Any:
     mail = compose(
         rendered,
@@ -148,6 +163,23 @@ def test_composed_mail_threads_and_stops_loops() -> None:
     assert both.get_content_type() == "multipart/alternative"
 
 
+def test_references_end_with_the_parent_and_keep_the_root() -> None:
+    assert thread_references(["a", "b", "a", ""], "a") == ["b", "a"]
+    assert thread_references([], None) == []
+    long = thread_references([f"m{i}" for i in range(30)], "parent")
+    assert len(long) == 20 and long[:2] == ["m0", "m12"] and long[-2:] == ["m29", "parent"]
+
+
+def test_russian_html_ack_is_utf8_alternative() -> None:
+    rendered = Templates(None).render("ack", "ru", variables(), html=True)
+    mail = compose_ack(rendered)
+    assert mail.get_content_type() == "multipart/alternative"
+    text, page = mail.get_payload()
+    assert text.get_content_charset() == page.get_content_charset() == "utf-8"
+    assert "Спасибо за обращение" in text.get_content()
+    assert "<b>#17</b>" in page.get_content()
+
+
 def test_subject_cannot_inject_headers() -> None:
     mail = compose_ack(Rendered("Hi\r\nBcc: evil@example.net\nX-Evil: 1", "body\n"))
     assert mail["Bcc"] is None and mail["X-Evil"] is None
@@ -162,11 +194,24 @@ def test_plain_customer_mail_gets_a_reply() -> None:
     ("fields", "reason"),
     [
         ({"kind": Kind.BOUNCE, "kind_reason": "delivery status notification"}, "bounce mail"),
+        ({"kind": Kind.AGENT, "kind_reason": "configured agent"}, "agent mail: configured agent"),
         ({"from_addr": ""}, "no sender address"),
         ({"from_addr": "support+x@example.com"}, "our own address"),
+        ({"from_addr": "support@example.com"}, "our own address"),
         ({"return_path": ""}, "null return path"),
         ({"from_addr": "no-reply@shop.example"}, "does not read replies"),
         ({"from_addr": "mailer-daemon@mx.example.org"}, "does not read replies"),
+        ({"from_addr": "bounces+x=y@list.example"}, "does not read replies"),
+        ({"from_addr": "listserv@list.example"}, "does not read replies"),
+        ({"headers": {"auto-submitted": "Auto-Replied; owner-email=x"}}, "auto-replied"),
+        ({"headers": {"x-autorespond": "1"}}, "x-autorespond"),
+        ({"headers": {"x-auto-response-suppress": "All"}}, "X-Auto-Response-Suppress: All"),
+        ({"headers": {"precedence": "list"}}, "Precedence: list"),
+        ({"headers": {"precedence": "Junk"}}, "Precedence: junk"),
+        ({"headers": {"precedence": "auto_reply"}}, "Precedence: auto_reply"),
+        ({"headers": {"list-unsubscribe": "<mailto:u@x>"}}, "mailing list (list-unsubscribe)"),
+        ({"headers": {"list-post": "NO"}}, "mailing list (list-post)"),
+        ({"headers": {"x-postdesk-loop": "other-desk"}}, "loop marker"),
         ({"headers": {"auto-submitted": "auto-generated"}}, "Auto-Submitted: auto-generated"),
         ({"headers": {"x-autoreply": "yes"}}, "x-autoreply"),
         ({"headers": {"x-auto-response-suppress": "OOF, AutoReply"}}, "X-Auto-Response-Suppress"),

@@ -1,0 +1,278 @@
+"""Agents work the desk from their mail client: replies are relayed, commands applied.
+
+Nothing from an agent's address is believed on its From alone. The proof is the agent's own
+reply token (only ever mailed to that agent) or an Authentication-Results verdict written by
+a server the admin trusts. Without it the mail is kept, nothing is executed or relayed, and
+the real agent is told.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import authres
+from sqlalchemy.orm import Session
+
+from config.errors import ConfigError
+from daemon.app import App
+from daemon.mail import queue_agent_notification, queue_notice, queue_relay
+from parsers.commands import KNOWN, without_commands
+from parsers.model import Attachment, Command, InboundMessage
+from parsers.references import verify_agent_token
+from store.lifecycle import COMMANDS, move
+from store.models import Ticket
+from store.tickets import add_event, add_participants, record_inbound
+
+log = logging.getLogger("postdesk.agents")
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+@dataclass
+class Outcome:
+    done: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+def token_ticket(app: App, msg: InboundMessage) -> int | None:
+    """The ticket that the sender's own agent token in a recipient address names."""
+    for token in msg.agent_tokens:
+        ticket_id = verify_agent_token(app.secret, token, msg.from_addr)
+        if ticket_id is not None:
+            return ticket_id
+    return None
+
+
+def proof(app: App, msg: InboundMessage, ticket: Ticket) -> str:
+    """How the sender proved to be the agent, or '' when it did not."""
+    if token_ticket(app, msg) == ticket.id:
+        return "agent reply token"
+    trusted = {s.lower() for s in app.settings.agent_auth.trusted_authserv_ids}
+    domain = msg.from_addr.rpartition("@")[2]
+    for value in msg.authentication_results:
+        try:
+            header = authres.AuthenticationResultsHeader.parse(f"Authentication-Results: {value}")
+        except Exception:
+            continue
+        if str(header.authserv_id).lower() not in trusted:
+            continue
+        for result in header.results:
+            method = str(result.method).lower()
+            if method not in app.settings.agent_auth.methods or str(result.result) != "pass":
+                continue
+            names = {
+                str(p.value).lower().lstrip("@").rpartition("@")[2]
+                for p in result.properties
+                if (p.type, p.name) in (("header", "d"), ("header", "i"), ("smtp", "mailfrom"))
+            }
+            if domain in names:
+                return f"{method}=pass from {header.authserv_id}"
+    return ""
+
+
+def handle(
+    app: App, session: Session, ticket: Ticket, msg: InboundMessage, inbound_id: int, now: datetime
+) -> tuple[str, int]:
+    """Apply an agent's mail to its ticket; returns the outcome reason and mails queued."""
+    proven = proof(app, msg, ticket)
+    if not proven:
+        return _refuse_forgery(app, session, ticket, msg, inbound_id, now), 1
+    outcome = Outcome()
+    unknown = [c for c in msg.commands if c.name not in KNOWN]
+    if unknown:
+        outcome.refused += [f"unknown command {c.line!r}" for c in unknown]
+        outcome.refused.append("nothing was changed or sent; correct the command and resend")
+        _summary(app, session, ticket, msg.from_addr, outcome, now)
+        add_event(
+            ticket,
+            actor=msg.from_addr,
+            type="agent_mail_refused",
+            now=now,
+            reason="unknown command",
+            commands=[c.line for c in unknown],
+        )
+        return "unknown command", 1
+    text = without_commands(msg.new_text, msg.commands).strip()
+    note = any(c.name == "note" for c in msg.commands)
+    status_given = False
+    for command in msg.commands:
+        status_given |= command.name in COMMANDS
+        _apply(app, session, ticket, msg.from_addr, command, outcome, now)
+    text = _with_snippets(app, ticket, msg.commands, text, outcome)
+    queued = 0
+    if note:
+        queued += _note(app, session, ticket, msg, text, inbound_id, now)
+        outcome.done.append("kept as an internal note")
+    elif text:
+        queue_relay(
+            app, session, ticket, _agent_name(app, msg.from_addr), text, _rows(msg), inbound_id, now
+        )
+        queued += 1
+        outcome.done.append(f"answer sent to {ticket.requester}")
+        ticket.first_response_at = ticket.first_response_at or now
+        if not status_given:
+            move(ticket, "pending", now)
+    add_event(
+        ticket,
+        actor=msg.from_addr,
+        type="agent_mail",
+        now=now,
+        proof=proven,
+        done=outcome.done,
+        refused=outcome.refused,
+        inbound=inbound_id,
+    )
+    _summary(app, session, ticket, msg.from_addr, outcome, now)
+    return "; ".join(outcome.done) or "no change", queued + 1
+
+
+def _apply(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    agent: str,
+    command: Command,
+    outcome: Outcome,
+    now: datetime,
+) -> None:
+    name, arg = command.name, command.argument.strip()
+    settings = app.settings
+    if name in COMMANDS:
+        before = move(ticket, COMMANDS[name], now)
+        outcome.done.append(f"status {before} -> {ticket.status}")
+    elif name == "assign":
+        target = _find_agent(app, arg or agent)
+        if target is None:
+            outcome.refused.append(f"#assign {arg}: no such agent")
+            return
+        ticket.assignee = target
+        outcome.done.append(f"assigned to {target}")
+        if target != agent and settings.notify.assignment:
+            queue_agent_notification(app, session, ticket, target, "assigned to you", None, now)
+    elif name == "priority":
+        if arg.lower() not in PRIORITIES:
+            outcome.refused.append(f"#priority {arg}: use one of {', '.join(PRIORITIES)}")
+            return
+        ticket.priority = arg.lower()
+        outcome.done.append(f"priority {ticket.priority}")
+    elif name == "queue":
+        if arg not in {q.name for q in settings.queues}:
+            outcome.refused.append(f"#queue {arg}: no such queue")
+            return
+        ticket.queue = arg
+        outcome.done.append(f"moved to queue {arg}")
+    elif name in ("tag", "untag"):
+        if not arg:
+            outcome.refused.append(f"#{name}: which tag?")
+            return
+        tags = set(ticket.tags)
+        tags = tags | {arg} if name == "tag" else tags - {arg}
+        ticket.tags = sorted(tags)
+        outcome.done.append(f"{name}ged {arg}")
+    elif name == "cc":
+        if "@" not in arg or " " in arg:
+            outcome.refused.append(f"#cc {arg}: not an address")
+            return
+        added = add_participants(session, ticket, [arg], "cc", app.own_addresses)
+        outcome.done.append(f"{arg} copied from now on" if added else f"{arg} was already copied")
+    ticket.updated_at = now
+
+
+def _with_snippets(
+    app: App, ticket: Ticket, commands: tuple[Command, ...], text: str, outcome: Outcome
+) -> str:
+    parts = [text] if text else []
+    for command in commands:
+        if command.name != "reply":
+            continue
+        try:
+            parts.append(
+                app.policy.templates.snippet(
+                    command.argument.strip(), ticket.language, {"ticket": {"number": ticket.number}}
+                )
+            )
+            outcome.done.append(f"canned answer {command.argument.strip()!r} inserted")
+        except ConfigError as exc:
+            outcome.refused.append(f"#reply {command.argument}: {exc}")
+    return "\n\n".join(parts)
+
+
+def _note(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    msg: InboundMessage,
+    text: str,
+    inbound_id: int,
+    now: datetime,
+) -> int:
+    note = record_inbound(session, ticket, msg, inbound_id=inbound_id, kind="note", now=now)
+    note.body = text
+    colleagues = {ticket.assignee} if ticket.assignee else set()
+    colleagues |= {m.from_addr for m in ticket.messages if m.kind == "note"}
+    colleagues |= {e.actor for e in ticket.events if e.type == "agent_mail"}
+    colleagues = {c for c in colleagues if c and c in app.settings.agent_addresses} - {
+        msg.from_addr
+    }
+    for colleague in sorted(colleagues):
+        queue_agent_notification(app, session, ticket, colleague, "internal note", note, now)
+    return len(colleagues)
+
+
+def _refuse_forgery(
+    app: App, session: Session, ticket: Ticket, msg: InboundMessage, inbound_id: int, now: datetime
+) -> str:
+    log.warning(
+        "unproven mail from an agent address",
+        extra={"ticket": ticket.number, "from": msg.from_addr, "message_id": msg.message_id},
+    )
+    add_event(
+        ticket,
+        actor=msg.from_addr,
+        type="security",
+        now=now,
+        inbound=inbound_id,
+        reason="agent address without proof: nothing executed or relayed",
+    )
+    queue_notice(
+        app,
+        session,
+        ticket,
+        msg.from_addr,
+        "mail in your name was not accepted",
+        f"A mail with your address as sender reached ticket #{ticket.number} without your "
+        "reply token or a trusted DKIM/SPF pass, so its commands were not executed and its "
+        "text was not sent to the customer. If you sent it, answer from the notification "
+        "postdesk sent you (its Reply-To carries your token).",
+        now,
+    )
+    return "unproven agent mail: refused"
+
+
+def _summary(
+    app: App, session: Session, ticket: Ticket, agent: str, outcome: Outcome, now: datetime
+) -> None:
+    lines = [f"Ticket #{ticket.number} is now {ticket.status}."]
+    lines += [f"done: {d}" for d in outcome.done]
+    lines += [f"REFUSED: {r}" for r in outcome.refused]
+    queue_notice(app, session, ticket, agent, "your mail was applied", "\n".join(lines), now)
+
+
+def _agent_name(app: App, address: str) -> str:
+    return next((a.name for a in app.settings.agents if a.email.lower() == address), "")
+
+
+def _find_agent(app: App, name: str) -> str | None:
+    """An agent by address, local part or name, as people type them."""
+    wanted = name.lower().strip()
+    for agent in app.settings.agents:
+        email = agent.email.lower()
+        if wanted in (email, email.partition("@")[0], agent.name.lower()):
+            return email
+    return None
+
+
+def _rows(msg: InboundMessage) -> list[Attachment]:
+    """The agent's own attachments; inline images of a signature stay behind."""
+    return [a for a in msg.attachments if not a.inline]

@@ -1,0 +1,296 @@
+"""Agents answer from their mail clients: notifications, relayed replies, commands, notes,
+and mail that only claims to be from an agent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from daemon.app import App
+from daemon.ingest import ingest
+from store.models import Outbox
+from store.schema import ensure_current
+from store.tickets import detail, load_ticket
+from tests.helpers import mail, parse_mail
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+ANNA = "anna@example.com"
+BORIS = "boris@example.com"
+
+
+@pytest.fixture
+def desk(write_config: Callable[..., Path], database_url: str) -> Iterator[App]:
+    config = write_config(
+        database=database_url,
+        agents=[
+            {"email": ANNA, "name": "Anna", "queues": ["general"]},
+            {"email": BORIS, "name": "Boris", "queues": ["ops"]},
+        ],
+        notify={"new_ticket": True, "customer_reply": True},
+        agent_auth={"trusted_authserv_ids": ["mx.example.com"]},
+        business_hours={"timezone": "UTC", "week": {"mon-sun": "00:00-24:00"}},
+    )
+    app = App.open(str(config))
+    ensure_current(app.db)
+    yield app
+    app.db.dispose()
+
+
+def sent(app: App, kind: str, to: str | None = None) -> list[EmailMessage]:
+    with app.db.transaction() as session:
+        rows = session.scalars(select(Outbox).where(Outbox.kind == kind).order_by(Outbox.id))
+        return [parse_mail(r.content) for r in rows if to is None or to in r.recipients]
+
+
+def body(message: EmailMessage) -> str:
+    return str(message.get_content()).replace("\r\n", "\n").strip()
+
+
+def ticket(app: App, number: int = 1) -> dict[str, Any]:
+    with app.db.transaction() as session:
+        found = load_ticket(session, str(number))
+        assert found is not None
+        return detail(found, NOW)
+
+
+def reply_as_agent(
+    notification: EmailMessage, body: str, sender: str = ANNA, **headers: str
+) -> bytes:
+    """An agent's answer as a mail client writes it: to the Reply-To, quoting the notice."""
+    answer = mail(
+        sender=f"Anna <{sender}>",
+        to=str(notification["Reply-To"]),
+        subject=f"Re: {notification['Subject']}",
+        body=body,
+        In_Reply_To=str(notification["Message-ID"]),
+        References=str(notification["Message-ID"]),
+        **headers,
+    )
+    return answer.as_bytes()
+
+
+def quoted(notification: EmailMessage, style: str) -> str:
+    original = notification.get_content()
+    if style == "thunderbird":
+        head = "On 23.11.2026 10:00, support@example.com wrote:"
+        return head + "\n" + "\n".join(f"> {line}" for line in original.splitlines())
+    if style == "outlook":
+        return (
+            "________________________________\nFrom: support@example.com\n"
+            "Sent: Monday, November 23, 2026 10:00 AM\nTo: Anna\n"
+            f"Subject: {notification['Subject']}\n\n{original}"
+        )
+    if style == "gmail-ru":
+        head = "пн, 23 нояб. 2026 г. в 10:00, Support <support@example.com>:"
+        return head + "\n" + "\n".join(f"> {line}" for line in original.splitlines())
+    return "\n".join(f"> {line}" for line in original.splitlines())
+
+
+def start(app: App, **kwargs: Any) -> EmailMessage:
+    source = mail(**kwargs)
+    assert ingest(app, source.as_bytes(), "smtp", NOW).outcome == "ticket_created"
+    (notice,) = sent(app, "notice", ANNA)
+    return notice
+
+
+def test_full_conversation(desk: App) -> None:
+    notice = start(desk)
+    assert notice["Auto-Submitted"] == "auto-generated"
+    assert "the printer in room 4 is on fire" in notice.get_content()
+    assert str(notice["Reply-To"]).startswith("support+a")
+    answer = "Please switch it off and on again.\n\nAnna"
+    reply = reply_as_agent(notice, f"{answer}\n\n{quoted(notice, 'thunderbird')}")
+    result = ingest(desk, reply, "smtp", NOW + timedelta(minutes=20))
+    assert result.outcome == "appended"
+    (relay,) = sent(desk, "agent_reply")
+    assert relay["To"] == "ann@example.org"
+    assert relay["From"].addresses[0].addr_spec == "support@example.com"
+    assert "[#1]" in relay["Subject"]
+    assert relay["Auto-Submitted"] is None
+    assert body(relay) == answer
+    acknowledgement = sent(desk, "autoreply")[0]
+    assert relay["References"].split()[0] in (
+        f"<{m['message_id']}>" for m in ticket(desk)["messages"]
+    )
+    assert acknowledgement["In-Reply-To"] in relay["References"]
+    state = ticket(desk)
+    assert state["status"] == "pending"
+    summary = sent(desk, "notice", ANNA)[-1]
+    assert "answer sent to ann@example.org" in summary.get_content()
+
+    customer = mail(subject="Re: [#1] Printer is on fire", body="It works now, thank you!")
+    assert ingest(desk, customer.as_bytes(), "smtp", NOW + timedelta(hours=1)).outcome == "appended"
+    assert ticket(desk)["status"] == "open"
+    latest = sent(desk, "notice", ANNA)[-1]
+    assert "customer reply" in latest["Subject"] and "It works now" in latest.get_content()
+
+    closing = reply_as_agent(
+        latest, f"#resolve\nGreat, closing this.\n\n{quoted(latest, 'gmail-ru')}"
+    )
+    ingest(desk, closing, "smtp", NOW + timedelta(hours=2))
+    final = ticket(desk)
+    assert final["status"] == "resolved"
+    kinds = [(m["direction"], m["kind"]) for m in final["messages"]]
+    assert kinds == [
+        ("in", "customer"),
+        ("out", "autoreply"),
+        ("out", "agent"),
+        ("in", "customer"),
+        ("out", "agent"),
+    ]
+    assert body(sent(desk, "agent_reply")[-1]) == "Great, closing this."
+
+
+@pytest.mark.parametrize("style", ["thunderbird", "outlook", "gmail-ru", "plain-quote"])
+def test_quotes_of_each_client_are_not_relayed(desk: App, style: str) -> None:
+    notice = start(desk)
+    ingest(desk, reply_as_agent(notice, f"Fixed.\n\n{quoted(notice, style)}"), "smtp", NOW)
+    assert body(sent(desk, "agent_reply")[0]) == "Fixed."
+
+
+@pytest.mark.parametrize(
+    ("commands", "expected"),
+    [
+        ("#assign boris", {"assignee": BORIS}),
+        ("#assign Anna", {"assignee": ANNA}),
+        ("#priority urgent", {"priority": "urgent"}),
+        ("#queue ops", {"queue": "ops"}),
+        ("#tag printer\n#tag hardware\n#untag printer", {"tags": ["hardware"]}),
+        ("#hold", {"status": "on_hold"}),
+        ("#close", {"status": "closed"}),
+        ("#pending", {"status": "pending"}),
+    ],
+)
+def test_commands_alone_change_the_ticket_and_send_nothing(
+    desk: App, commands: str, expected: dict[str, Any]
+) -> None:
+    notice = start(desk)
+    ingest(
+        desk, reply_as_agent(notice, f"{commands}\n\n{quoted(notice, 'thunderbird')}"), "smtp", NOW
+    )
+    state = ticket(desk)
+    assert {k: state[k] for k in expected} == expected
+    assert sent(desk, "agent_reply") == []
+
+
+def test_cc_command_copies_the_next_answers(desk: App) -> None:
+    notice = start(desk)
+    ingest(desk, reply_as_agent(notice, "#cc boss@example.org\nCopying your manager."), "smtp", NOW)
+    (relay,) = sent(desk, "agent_reply")
+    assert relay["Cc"] == "boss@example.org"
+    assert body(relay) == "Copying your manager."
+
+
+def test_assignment_notifies_the_new_assignee(desk: App) -> None:
+    notice = start(desk)
+    ingest(desk, reply_as_agent(notice, "#assign boris"), "smtp", NOW)
+    (assigned,) = sent(desk, "notice", BORIS)
+    assert "assigned to you" in assigned["Subject"]
+    assert str(assigned["Reply-To"]) != str(notice["Reply-To"])  # Boris gets his own token
+
+
+def test_unknown_command_changes_nothing_and_says_why(desk: App) -> None:
+    notice = start(desk)
+    ingest(desk, reply_as_agent(notice, "#priority high\n#clsoe\nDone, thanks."), "smtp", NOW)
+    assert sent(desk, "agent_reply") == []
+    state = ticket(desk)
+    assert (state["priority"], state["status"]) == ("normal", "new")
+    summary = sent(desk, "notice", ANNA)[-1].get_content()
+    assert "REFUSED: unknown command '#clsoe'" in summary
+
+
+def test_bad_arguments_are_refused_but_the_answer_goes(desk: App) -> None:
+    notice = start(desk)
+    ingest(desk, reply_as_agent(notice, "#assign nobody\nOn it."), "smtp", NOW)
+    assert body(sent(desk, "agent_reply")[0]) == "On it."
+    assert "REFUSED: #assign nobody: no such agent" in sent(desk, "notice", ANNA)[-1].get_content()
+
+
+def test_reply_with_only_a_quote_relays_nothing(desk: App) -> None:
+    notice = start(desk)
+    ingest(desk, reply_as_agent(notice, quoted(notice, "thunderbird")), "smtp", NOW)
+    assert sent(desk, "agent_reply") == []
+    assert ticket(desk)["status"] == "new"
+
+
+def test_note_stays_internal_and_reaches_the_other_agents(desk: App) -> None:
+    notice = start(desk)
+    ingest(desk, reply_as_agent(notice, "#assign boris"), "smtp", NOW)
+    ingest(desk, reply_as_agent(notice, "#note\nCustomer is on the VIP plan."), "smtp", NOW)
+    assert sent(desk, "agent_reply") == []
+    notes = [m for m in ticket(desk)["messages"] if m["kind"] == "note"]
+    assert [n["body"] for n in notes] == ["Customer is on the VIP plan."]
+    copies = [m for m in sent(desk, "notice", BORIS) if "internal note" in m["Subject"]]
+    assert "Customer is on the VIP plan." in copies[0].get_content()
+
+
+def test_canned_reply_is_inserted(desk: App) -> None:
+    notice = start(desk)
+    ingest(desk, reply_as_agent(notice, "#reply logs\nHello Ann,"), "smtp", NOW)
+    text = sent(desk, "agent_reply")[0].get_content()
+    assert text.startswith("Hello Ann,")
+    assert "the log file from Settings" in text
+
+
+def test_attachments_travel_both_ways(desk: App) -> None:
+    customer = mail()
+    customer.add_attachment(
+        b"%PDF-1.4 photo", maintype="application", subtype="pdf", filename="photo.pdf"
+    )
+    ingest(desk, customer.as_bytes(), "smtp", NOW)
+    (notice,) = sent(desk, "notice", ANNA)
+    names = [p.get_filename() for p in notice.iter_attachments()]
+    assert names == ["photo.pdf"]
+    answer = EmailMessage()
+    for name in ("From", "To", "Subject"):
+        answer[name] = {"From": ANNA, "To": str(notice["Reply-To"]), "Subject": "Re: x"}[name]
+    answer.set_content("Here is the manual.")
+    answer.add_attachment(b"manual", maintype="application", subtype="pdf", filename="manual.pdf")
+    ingest(desk, answer.as_bytes(), "smtp", NOW)
+    (relay,) = sent(desk, "agent_reply")
+    attachments = list(relay.iter_attachments())
+    assert [a.get_filename() for a in attachments] == ["manual.pdf"]
+    assert attachments[0].get_content() == b"manual"
+
+
+def test_forged_agent_mail_is_refused_and_the_agent_told(desk: App) -> None:
+    start(desk)
+    ack = sent(desk, "autoreply")[0]
+    forged = mail(
+        sender=ANNA,
+        to=str(ack["Reply-To"]),  # the customer's token, seen by the customer
+        subject="Re: [#1] Printer is on fire",
+        body="#close\nPlease wire the refund to account 123.",
+    )
+    result = ingest(desk, forged.as_bytes(), "smtp", NOW)
+    assert result.outcome == "appended"
+    assert sent(desk, "agent_reply") == []
+    state = ticket(desk)
+    assert state["status"] == "new"
+    assert any(e["type"] == "security" for e in state["events"])
+    warning = sent(desk, "notice", ANNA)[-1]
+    assert "was not accepted" in warning["Subject"]
+
+
+@pytest.mark.parametrize(
+    ("server", "accepted"), [("mx.example.com", True), ("mx.attacker.example", False)]
+)
+def test_dkim_pass_from_a_trusted_server_proves_the_agent(
+    desk: App, server: str, accepted: bool
+) -> None:
+    start(desk)
+    signed = mail(
+        sender=ANNA,
+        subject="Re: [#1] Printer is on fire",
+        body="#priority high\nLooking into it.",
+        Authentication_Results=f"{server}; dkim=pass header.d=example.com; spf=fail",
+    )
+    ingest(desk, signed.as_bytes(), "smtp", NOW)
+    assert (ticket(desk)["priority"] == "high") is accepted
+    assert (len(sent(desk, "agent_reply")) == 1) is accepted
