@@ -281,3 +281,36 @@ def test_two_desks_pointed_at_each_other_exchange_one_mail_and_stop(
     assert tickets(configs["b"]) == []
     status_b = json.loads(postdesk(configs["b"], "status", "--json").stdout)
     assert status_b["outbox"] == {"queued": 0, "sent": 0, "failed": 0, "oldest_queued": None}
+
+
+def test_agent_answers_from_a_mail_client_through_the_daemon(
+    write_config: Callable[..., Path],
+    start_daemon: Callable[[Path], Daemon],
+    smtp_sink: tuple[Sink, int],
+) -> None:
+    sink, sink_port = smtp_sink
+    config = write_config(
+        listen={"smtp": f"127.0.0.1:{free_port()}"},
+        outgoing={"smtp": {"host": "127.0.0.1", "port": sink_port}},
+        notify={"new_ticket": True, "customer_reply": True},
+    )
+    daemon = start_daemon(config)
+    with smtplib.SMTP("127.0.0.1", daemon.smtp_port) as client:
+        client.send_message(mail())
+    arrived = sink.wait_for(2)
+    notice = next(m for m in arrived if m["To"] == "anna@example.com")
+    answer = mail(
+        sender="Anna <anna@example.com>",
+        to=str(notice["Reply-To"]),
+        subject=f"Re: {notice['Subject']}",
+        body="#priority high\nWe are sending a technician.\n\n> Ticket #1: Printer is on fire",
+        In_Reply_To=str(notice["Message-ID"]),
+    )
+    with smtplib.SMTP("127.0.0.1", daemon.smtp_port) as client:
+        client.send_message(answer)
+    arrived = sink.wait_for(4)
+    relay = next(m for m in arrived[2:] if m["To"] == "ann@example.org")
+    assert relay.get_content().strip() == "We are sending a technician."
+    assert "[#1]" in relay["Subject"]
+    (ticket,) = tickets(config)
+    assert (ticket["priority"], ticket["status"]) == ("high", "pending")

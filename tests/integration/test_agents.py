@@ -17,7 +17,7 @@ from daemon.ingest import ingest
 from store.models import Outbox
 from store.schema import ensure_current
 from store.tickets import detail, load_ticket
-from tests.helpers import mail, parse_mail
+from tests.helpers import DATA, mail, parse_mail
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 ANNA = "anna@example.com"
@@ -294,3 +294,45 @@ def test_dkim_pass_from_a_trusted_server_proves_the_agent(
     ingest(desk, signed.as_bytes(), "smtp", NOW)
     assert (ticket(desk)["priority"] == "high") is accepted
     assert (len(sent(desk, "agent_reply")) == 1) is accepted
+
+
+def client_fixture(name: str, notice: EmailMessage) -> bytes:
+    """A reply saved from a real client's layout, addressed to this test's notification."""
+    text = (DATA / "agents" / name).read_text(encoding="utf-8")
+    for key, value in {
+        "{REPLY_TO}": str(notice["Reply-To"]),
+        "{IN_REPLY_TO}": str(notice["Message-ID"]).strip("<>"),
+        "{SUBJECT}": str(notice["Subject"]),
+    }.items():
+        text = text.replace(key, value)
+    return text.replace("\n", "\r\n").encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("fixture", "relayed", "changes"),
+    [
+        (
+            "outlook.eml",
+            "Здравствуйте! Попробуйте перезапустить принтер.\n\nАнна",
+            {"priority": "high", "status": "pending"},
+        ),
+        (
+            "gmail.eml",
+            "Please restart the printer and tell us whether the light turns green.",
+            {"status": "pending"},
+        ),
+        (
+            "apple-mail.eml",
+            "A technician replaced the fuser unit this morning.",
+            {"status": "resolved"},
+        ),
+    ],
+)
+def test_replies_from_real_clients(
+    desk: App, fixture: str, relayed: str, changes: dict[str, str]
+) -> None:
+    notice = start(desk)
+    assert ingest(desk, client_fixture(fixture, notice), "smtp", NOW).outcome == "appended"
+    assert body(sent(desk, "agent_reply")[0]) == relayed
+    state = ticket(desk)
+    assert {k: state[k] for k in changes} == changes
