@@ -183,6 +183,8 @@ class Lifecycle(Strict):
     unassigned_after: Duration = timedelta(days=1)
     digest_at: str = "09:00"
     managers: str | None = None
+    sla_warning_at: float = Field(default=0.8, ge=0.0, lt=1.0)
+    """Warn the queue when this share of an SLA target has passed (0 turns warnings off)."""
 
 
 class Survey(Strict):

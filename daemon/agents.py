@@ -16,6 +16,7 @@ import authres
 from sqlalchemy.orm import Session
 
 from config.errors import ConfigError
+from daemon import sla
 from daemon.app import App
 from daemon.mail import queue_agent_notification, queue_notice, queue_relay
 from parsers.commands import KNOWN, without_commands
@@ -111,8 +112,9 @@ def handle(
         queued += 1
         outcome.done.append(f"answer sent to {ticket.requester}")
         ticket.first_response_at = ticket.first_response_at or now
+        sla.reschedule(app, ticket)
         if not status_given:
-            move(ticket, "pending", now)
+            move(ticket, "pending", now, app.reminder_at(ticket, now))
     add_event(
         ticket,
         actor=msg.from_addr,
@@ -139,7 +141,7 @@ def _apply(
     name, arg = command.name, command.argument.strip()
     settings = app.settings
     if name in COMMANDS:
-        before = move(ticket, COMMANDS[name], now)
+        before = move(ticket, COMMANDS[name], now, app.reminder_at(ticket, now))
         outcome.done.append(f"status {before} -> {ticket.status}")
     elif name == "assign":
         target = _find_agent(app, arg or agent)
@@ -155,12 +157,14 @@ def _apply(
             outcome.refused.append(f"#priority {arg}: use one of {', '.join(PRIORITIES)}")
             return
         ticket.priority = arg.lower()
+        sla.schedule(app, ticket)
         outcome.done.append(f"priority {ticket.priority}")
     elif name == "queue":
         if arg not in {q.name for q in settings.queues}:
             outcome.refused.append(f"#queue {arg}: no such queue")
             return
         ticket.queue = arg
+        sla.schedule(app, ticket)
         outcome.done.append(f"moved to queue {arg}")
     elif name in ("tag", "untag"):
         if not arg:

@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from autoreplies.calendar import Calendar
@@ -18,6 +19,7 @@ from rules.loader import load_rules
 from rules.model import RuleSet
 from store.blobs import BlobStore
 from store.db import Database
+from store.models import Ticket
 
 log = logging.getLogger("postdesk.app")
 
@@ -110,6 +112,16 @@ class App:
             loop_marker=self.loop_marker,
             store_blob=self.blobs.put if keep_attachments else None,
             max_attachment_bytes=self.settings.limits.max_attachment_bytes,
+        )
+
+    def later(self, queue: str, start: datetime, duration: timedelta, business: bool) -> datetime:
+        """``start`` plus ``duration`` in the queue's business time, or in plain time."""
+        return self.policy.calendar(queue).add(start, duration) if business else start + duration
+
+    def reminder_at(self, ticket: Ticket, start: datetime) -> datetime:
+        lifecycle = self.settings.lifecycle
+        return self.later(
+            ticket.queue, start, lifecycle.reminder_after, lifecycle.clock == "business"
         )
 
     def watched_files(self) -> dict[str, int]:

@@ -8,6 +8,7 @@ import logging
 import shutil
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from daemon.sweep import run
+
+    app = _app(args)
+    print(json.dumps(asdict(run(app, args.now or clock.now()))))
+    return EX_OK
+
+
 def cmd_send_outbox(args: argparse.Namespace) -> int:
     from daemon.outbox import deliver_due
 
     app = _app(args)
-    stats = deliver_due(app.db, app.settings, clock.parse_now(args.now))
+    stats = deliver_due(app.db, app.settings, args.now or clock.now())
     print(json.dumps({"sent": stats.sent, "retried": stats.retried, "failed": stats.failed}))
     return EX_OK
 
@@ -303,6 +314,14 @@ def cmd_rules_replay(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def instant(text: str) -> datetime:
+    """``--now``: ISO 8601, UTC when no offset is given; anything else is a usage error."""
+    try:
+        return clock.parse_now(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 instant: {text!r}") from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, help="config.yaml to use")
@@ -318,8 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("run", cmd_run, "run the daemon in the foreground")
     p = add("ingest", cmd_ingest, "ingest raw messages from files or stdin (MTA pipe)")
     p.add_argument("files", nargs="*", metavar="FILE")
+    p = add("sweep", cmd_sweep, "run every due timed job once (reminders, closing, SLA, digest)")
+    p.add_argument("--now", type=instant, default=None, help="ISO 8601 instant to act as of")
     p = add("send-outbox", cmd_send_outbox, "deliver everything due in the outbox once")
-    p.add_argument("--now", help="ISO 8601 instant to act as of")
+    p.add_argument("--now", type=instant, default=None, help="ISO 8601 instant to act as of")
     add("check-config", cmd_check_config, "validate config, rules and templates")
     p = add("status", cmd_status, "health of database and outbox")
     p.add_argument("--json", action="store_true")

@@ -276,6 +276,10 @@ class Poller:
             backlog -= len(chunk)
             self._renew()
         self._report(backlog=0, last_success_at=clock.now(), last_error="")
+        if uids:
+            log.info(
+                "imap mailbox drained", extra={"mailbox": self.mailbox.name, "done": len(uids)}
+            )
 
     def _groups(self, chunk: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
         """Consecutive UIDs whose bodies together stay under chunk_bytes."""

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from autoreplies.policy import History, decide
 from config.errors import BadData, TemporaryFailure
-from daemon import agents, clock
+from daemon import agents, clock, sla
 from daemon.app import App
 from daemon.mail import (
     AUTOMATIC,
@@ -30,9 +30,11 @@ from daemon.mail import (
 )
 from parsers import parse
 from parsers.model import InboundMessage, Kind
+from parsers.references import verify_survey_token
 from rules.engine import Decision, evaluate
 from rules.matchers import Context
 from store import outbox, suppressions
+from store.lifecycle import move
 from store.models import Inbound, Message, Ticket
 from store.tickets import (
     add_event,
@@ -143,6 +145,8 @@ def _process(
         if bounced is not None:
             _record_bounce(app, session, bounced, msg, inbound, now)
             return _finish(inbound, SUPPRESSED, f"bounce of our mail: {msg.kind_reason}", bounced)
+    if msg.kind == Kind.SURVEY_ANSWER:
+        return _survey_answer(app, session, inbound, msg, now)
     if msg.kind == Kind.AGENT:
         ticket_id = agents.token_ticket(app, msg)
         target = session.get(Ticket, ticket_id) if ticket_id else thread.ticket
@@ -203,8 +207,6 @@ def _create(
     decision = evaluate(app.policy.rules, msg, _context(app, session, msg, inbound.source, now))
     if decision.spam:
         return _finish(inbound, QUARANTINED, f"spam by rules: {', '.join(decision.matched)}", None)
-    sla = settings.sla_for(decision.queue, decision.priority)
-    calendar = app.policy.calendar(decision.queue)
     ticket = Ticket(
         number=next_number(session),
         subject=msg.subject.strip() or "(no subject)",
@@ -223,10 +225,9 @@ def _create(
         matched_rules=list(decision.matched),
         created_at=now,
         updated_at=now,
-        first_response_due=calendar.add(now, sla.first_response) if sla else None,
-        resolution_due=calendar.add(now, sla.resolution) if sla else None,
         related_ticket_id=related.id if related else None,
     )
+    sla.schedule(app, ticket)
     session.add(ticket)
     add_participants(session, ticket, [msg.from_addr], "requester", app.own_addresses)
     add_participants(session, ticket, [*msg.to, *msg.cc], "cc", app.own_addresses)
@@ -272,11 +273,10 @@ def _append(
     )
     added = add_participants(session, ticket, [*msg.to, *msg.cc], "cc", app.own_addresses)
     before = ticket.status
-    if msg.kind == Kind.CUSTOMER and before in ("pending", *REOPENABLE):
-        ticket.status = "open"
+    if msg.kind == Kind.CUSTOMER and before in ("pending", "on_hold", *REOPENABLE):
+        move(ticket, "open", now)
         if before in REOPENABLE:
             ticket.reopen_count += 1
-            ticket.resolved_at = ticket.closed_at = None
     add_event(
         ticket,
         actor=msg.from_addr,
@@ -352,6 +352,39 @@ def _apply_reply_rules(
         rules=list(decision.matched),
         changed={k: [before[k], after[k]] for k in before if before[k] != after[k]},
     )
+
+
+def _survey_answer(
+    app: App, session: Session, inbound: Inbound, msg: InboundMessage, now: datetime
+) -> IngestResult:
+    """A click on a survey link: recorded once on its ticket; never a ticket, never answered."""
+    for token in msg.survey_tokens:
+        found = verify_survey_token(app.secret, token)
+        ticket = session.get(Ticket, found[0]) if found else None
+        if found is None or ticket is None:
+            continue
+        if ticket.csat_score is not None:
+            add_event(
+                ticket,
+                actor=msg.from_addr,
+                type="survey_repeated",
+                now=now,
+                score=found[1],
+                kept=ticket.csat_score,
+            )
+            return _finish(inbound, SUPPRESSED, "survey already answered", ticket)
+        ticket.csat_score = found[1]
+        comment = msg.new_text.strip()[:2000]
+        add_event(
+            ticket,
+            actor=msg.from_addr,
+            type="survey_answer",
+            now=now,
+            score=found[1],
+            comment=comment,
+        )
+        return _finish(inbound, SUPPRESSED, f"survey answer {found[1]}", ticket)
+    return _finish(inbound, SUPPRESSED, "survey answer with no valid token", None)
 
 
 def _record_bounce(

@@ -21,7 +21,7 @@ from store.models import Message, Ticket
 from store.tickets import record_outbound
 
 AUTOREPLIES = ("autoreply",)
-AUTOMATIC = ("autoreply", "reminder", "notice", "survey", "alert")
+AUTOMATIC = ("autoreply", "reminder", "notification", "notice", "survey", "alert")
 """Kinds of outbox rows that postdesk writes on its own; the circuit breaker counts them all."""
 OFF_HOURS = "_offhours"
 
@@ -233,7 +233,41 @@ def queue_acknowledgement(
     if not calendar.is_open(now) and f"{template}{OFF_HOURS}" in templates.names():
         template += OFF_HOURS
     rendered = templates.render(template, language, variables, html=settings.autoreply.html)
-    sender = support_address(app, msg)
+    send_to_customer(
+        app,
+        session,
+        ticket,
+        rendered,
+        "autoreply",
+        now,
+        sender=support_address(app, msg),
+        in_reply_to=msg.message_id,
+        references=msg.references,
+        auto_submitted="auto-replied",
+    )
+
+
+def send_to_customer(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    rendered: Rendered,
+    kind: str,
+    now: datetime,
+    *,
+    sender: str | None = None,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    auto_submitted: str = "auto-generated",
+) -> None:
+    """Queue automatic mail to the requester and record it on the ticket.
+
+    Without an explicit parent it threads under the ticket's latest message.
+    """
+    sender = sender or app.settings.support_addresses[0]
+    if in_reply_to is None:
+        known = [m.message_id for m in ticket.messages if m.message_id]
+        in_reply_to, references = (known[-1], known[:-1]) if known else (None, ())
     mid = message_id(app, ticket, sender)
     mail = compose(
         rendered,
@@ -241,24 +275,19 @@ def queue_acknowledgement(
         to=ticket.requester,
         message_id=mid,
         date=now,
-        in_reply_to=msg.message_id,
-        references=msg.references,
-        auto_submitted="auto-replied",
+        in_reply_to=in_reply_to,
+        references=references,
+        auto_submitted=auto_submitted,
         loop_marker=app.loop_marker,
         extra_headers={"Reply-To": reply_address(app, ticket, sender)},
     )
     outbox.enqueue(
-        session,
-        mail=mail,
-        kind="autoreply",
-        recipients=[ticket.requester],
-        now=now,
-        ticket_id=ticket.id,
+        session, mail=mail, kind=kind, recipients=[ticket.requester], now=now, ticket_id=ticket.id
     )
     record_outbound(
         session,
         ticket,
-        kind="autoreply",
+        kind=kind,
         from_addr=sender,
         to=[ticket.requester],
         subject=rendered.subject,
@@ -295,17 +324,32 @@ def queue_alert(app: App, session: Session, subject: str, body: str, now: dateti
         session, ("alert",), now - timedelta(hours=1), to_addr=admin
     ):
         return False
+    queue_internal(
+        app,
+        session,
+        admin,
+        subject,
+        f"{body}\n\nThis alert is sent at most once an hour.",
+        now,
+        "alert",
+    )
+    return True
+
+
+def queue_internal(
+    app: App, session: Session, to: str, subject: str, body: str, now: datetime, kind: str
+) -> None:
+    """Mail to the admin or the managers that belongs to no ticket (alerts, digests)."""
     sender = app.settings.support_addresses[0]
     mail = compose(
-        Rendered(f"[postdesk] {subject}", f"{body}\n\nThis alert is sent at most once an hour.\n"),
+        Rendered(f"[postdesk] {subject}", body + "\n"),
         from_addr=sender,
-        to=admin,
-        message_id=f"pd.alert.{secrets.token_hex(8)}@{sender.rpartition('@')[2]}",
+        to=to,
+        message_id=f"pd.{kind}.{secrets.token_hex(8)}@{sender.rpartition('@')[2]}",
         date=now,
         in_reply_to=None,
         references=(),
         auto_submitted="auto-generated",
         loop_marker=app.loop_marker,
     )
-    outbox.enqueue(session, mail=mail, kind="alert", recipients=[admin], now=now)
-    return True
+    outbox.enqueue(session, mail=mail, kind=kind, recipients=[to], now=now)

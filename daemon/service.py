@@ -7,19 +7,23 @@ import contextlib
 import logging
 import os
 import signal
+from dataclasses import asdict
 
 import sdnotify
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from config.errors import ConfigError
 from config.schema import parse_host_port
-from daemon import imap, listener
+from daemon import clock, imap, listener
 from daemon.app import App
 from daemon.outbox import deliver_due
+from daemon.sweep import run as run_sweeps
 from store.schema import ensure_current
 
 log = logging.getLogger("postdesk.service")
 
 SENDER_FALLBACK_SECONDS = 30.0
+SWEEP_SECONDS = 60
 WATCH_SECONDS = 2.0
 
 
@@ -43,9 +47,19 @@ class Service:
         # Pollers run in threads: they wake the sender through the loop, thread-safely.
         gateway = imap.Gateway(self.app, lambda: loop.call_soon_threadsafe(self.wake_sender))
         gateway.start()
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        scheduler.add_job(
+            self._sweep,
+            "interval",
+            seconds=SWEEP_SECONDS,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=clock.now(),
+        )
+        scheduler.start()
         tasks = [
             asyncio.create_task(self._sender(), name="outbox"),
-            asyncio.create_task(self._watch_files(), name="watch"),
+            asyncio.create_task(self._watch_files(self.app.watched_files()), name="watch"),
         ]
         if os.environ.get("WATCHDOG_USEC"):
             tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
@@ -57,6 +71,7 @@ class Service:
         for server in servers:
             server.close()
             await server.wait_closed()
+        scheduler.shutdown(wait=False)
         await asyncio.to_thread(gateway.stop)
         self.mail_waiting.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -98,9 +113,21 @@ class Service:
             except Exception:
                 log.exception("outbox run failed; will retry")
 
-    async def _watch_files(self) -> None:
-        """Reload when the config, the rules or a template changes on disk, as on SIGHUP."""
-        seen = self.app.watched_files()
+    async def _sweep(self) -> None:
+        """APScheduler only triggers this; what is due lives in the database."""
+        try:
+            stats = await asyncio.to_thread(run_sweeps, self.app, clock.now())
+        except Exception:
+            log.exception("sweep failed; the next one retries")
+            return
+        if any(asdict(stats).values()):
+            self.wake_sender()
+
+    async def _watch_files(self, seen: dict[str, int]) -> None:
+        """Reload when the config, the rules or a template changes on disk, as on SIGHUP.
+
+        ``seen`` is taken before the daemon says it is ready, so no edit falls in between.
+        """
         while not self.stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), WATCH_SECONDS)

@@ -15,6 +15,7 @@ from parsers.references import (
     enclosed_tokens,
     message_ids,
     subject_tag,
+    survey_tokens,
     token_tickets,
 )
 
@@ -39,6 +40,12 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
     from_name, from_addr = senders[0] if senders else ("", "")
     own = frozenset(a.lower() for a in ctx.own_addresses)
     kind, reason = classify(message, headers, from_addr, own, ctx.agent_addresses, ctx.loop_marker)
+    recipients = [a for _, a in mime.addresses(message, "to")]
+    cc = [a for _, a in mime.addresses(message, "cc")]
+    delivered = [a for _, a in mime.addresses(message, "delivered-to")]
+    surveyed = survey_tokens([*recipients, *cc, *delivered])
+    if surveyed and kind == Kind.CUSTOMER:
+        kind, reason = Kind.SURVEY_ANSWER, "answer to a satisfaction survey"
     if kind in (Kind.CUSTOMER, Kind.AGENT) and not from_addr:
         raise BadData("no sender address (From is missing or unreadable)")
     if not parsed.text.strip() and not parsed.attachments and _mime_broken(parsed.defects):
@@ -47,14 +54,11 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
     if len(subject) > MAX_SUBJECT:
         parsed.defects.append(f"subject of {len(subject)} characters cut to {MAX_SUBJECT}")
         subject = subject[:MAX_SUBJECT]
-    recipients = [a for _, a in mime.addresses(message, "to")]
-    cc = [a for _, a in mime.addresses(message, "cc")]
     in_reply_to = message_ids(headers.get("in-reply-to", ""))
     references = message_ids(headers.get("references", ""))
     new_text = new_part(parsed.text) if kind == Kind.AGENT else split_reply(parsed.text)
     return_path = headers.get("return-path")
     message_id = message_ids(headers.get("message-id", ""))
-    delivered = [a for _, a in mime.addresses(message, "delivered-to")]
     return InboundMessage(
         raw_sha256=hashlib.sha256(raw).hexdigest(),
         message_id=message_id[0] if message_id else None,
@@ -83,6 +87,7 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
         bounced_recipients=bounced_recipients(message) if kind == Kind.BOUNCE else (),
         commands=commands(new_text) if kind == Kind.AGENT else (),
         agent_tokens=agent_tokens([*recipients, *cc, *delivered]),
+        survey_tokens=surveyed,
         authentication_results=tuple(
             mime.header_text(v) for v in mime.raw_values(message, "authentication-results")
         ),

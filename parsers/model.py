@@ -92,6 +92,8 @@ class InboundMessage:
     agent_tokens: tuple[str, ...] = ()
     """Unverified ``a<ticket>x<mac>`` tokens from ``support+TOKEN@`` recipients: an agent's
     reply address; only the daemon, knowing the sender, can check one."""
+    survey_tokens: tuple[str, ...] = ()
+    """Unverified ``s<ticket>v<score>x<mac>`` tokens: a click on a survey link."""
     authentication_results: tuple[str, ...] = ()
     """Every Authentication-Results field, as received (which to trust is the daemon's call)."""
     defects: tuple[str, ...] = field(default=())

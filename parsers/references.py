@@ -16,6 +16,8 @@ from collections.abc import Iterable
 TAG = re.compile(r"\[#(\d{1,9})\]")
 TOKEN = re.compile(r"t(\d{1,12})x([a-z2-7]{16})")
 AGENT_TOKEN = re.compile(r"a(\d{1,12})x([a-z2-7]{16})")
+SURVEY_TOKEN = re.compile(r"s(\d{1,12})v(\d)x([a-z2-7]{16})")
+SURVEY_ADDRESS_TOKEN = re.compile(r"^[^@+]+\+(s\d{1,12}v\dx[a-z2-7]{16})@", re.IGNORECASE)
 ADDRESS_TOKEN = re.compile(r"^[^@+]+\+(t\d{1,12}x[a-z2-7]{16})@", re.IGNORECASE)
 AGENT_ADDRESS_TOKEN = re.compile(r"^[^@+]+\+(a\d{1,12}x[a-z2-7]{16})@", re.IGNORECASE)
 ID_TOKEN = re.compile(r"^pd\.(t\d{1,12}x[a-z2-7]{16})\.", re.IGNORECASE)
@@ -29,7 +31,7 @@ def make_token(secret: bytes, ticket_id: int) -> str:
 def make_agent_token(secret: bytes, ticket_id: int, agent: str) -> str:
     """A reply token for one agent on one ticket: a customer who sees the customer token
     still cannot command the ticket by forging the agent's From."""
-    return f"a{ticket_id}x{_mac(secret, ticket_id, agent.lower())}"
+    return f"a{ticket_id}x{_mac(secret, ticket_id, 'agent:' + agent.lower())}"
 
 
 def verify_agent_token(secret: bytes, token: str, agent: str) -> int | None:
@@ -37,8 +39,27 @@ def verify_agent_token(secret: bytes, token: str, agent: str) -> int | None:
     if match is None or not secret:
         return None
     ticket_id = int(match[1])
-    expected = _mac(secret, ticket_id, agent.lower())
+    expected = _mac(secret, ticket_id, "agent:" + agent.lower())
     return ticket_id if hmac.compare_digest(match[2], expected) else None
+
+
+def make_survey_token(secret: bytes, ticket_id: int, score: int) -> str:
+    return f"s{ticket_id}v{score}x{_mac(secret, ticket_id, f'survey:{score}')}"
+
+
+def verify_survey_token(secret: bytes, token: str) -> tuple[int, int] | None:
+    """(ticket id, score) of a genuine survey answer address."""
+    match = SURVEY_TOKEN.fullmatch(token.lower())
+    if match is None or not secret:
+        return None
+    ticket_id, score = int(match[1]), int(match[2])
+    expected = _mac(secret, ticket_id, f"survey:{score}")
+    return (ticket_id, score) if hmac.compare_digest(match[3], expected) else None
+
+
+def survey_tokens(addresses: Iterable[str]) -> tuple[str, ...]:
+    found = (m[1].lower() for a in addresses if (m := SURVEY_ADDRESS_TOKEN.match(a)))
+    return tuple(dict.fromkeys(found))
 
 
 def agent_tokens(addresses: Iterable[str]) -> tuple[str, ...]:
@@ -55,9 +76,9 @@ def verify_token(secret: bytes, token: str) -> int | None:
     return ticket_id if hmac.compare_digest(match[2], _mac(secret, ticket_id)) else None
 
 
-def _mac(secret: bytes, ticket_id: int, agent: str = "") -> str:
-    scope = f"ticket:{ticket_id}" + (f":agent:{agent}" if agent else "")
-    digest = hmac.new(secret, scope.encode(), hashlib.sha256).digest()
+def _mac(secret: bytes, ticket_id: int, scope: str = "") -> str:
+    text = f"ticket:{ticket_id}" + (f":{scope}" if scope else "")
+    digest = hmac.new(secret, text.encode(), hashlib.sha256).digest()
     return base64.b32encode(digest[:10]).decode().lower()
 
 

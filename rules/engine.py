@@ -8,17 +8,18 @@ from parsers.model import InboundMessage
 from rules.language import detect
 from rules.matchers import Context, Facts
 from rules.model import RuleSet
-from rules.schema import Link
+from rules.schema import NO_REPLY, Link
 
-NO_REPLY = "none"
 NEW = Context()
 
 
 @dataclass(frozen=True)
 class Step:
-    rule: str
+    """One rule in the walk; a miss has reasons only when evaluated with ``explain=True``."""
+
+    name: str
     hit: bool
-    reason: str
+    reasons: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def evaluate(
     strategy: str | None = None
     watchers: list[str] = []
     autoreply: str | None = defaults.autoreply
-    autoreply_reason = "" if autoreply else "no acknowledgement by default (defaults.autoreply)"
+    autoreply_reason = "" if autoreply else "defaults: autoreply: none"
     tags = list(defaults.tags)
     links: list[Link] = []
     matched: list[str] = []
@@ -64,8 +65,8 @@ def evaluate(
     for rule in ruleset.rules:
         if rule.applies_to not in wanted:
             continue
-        hit, reason = rule.condition.check(facts) if rule.condition else (True, "always")
-        trace.append(Step(rule.name, hit, reason))
+        hit, reasons = rule.condition.check(facts) if rule.condition else (True, ("always",))
+        trace.append(Step(rule.name, hit, reasons))
         if not hit:
             continue
         matched.append(rule.name)
@@ -74,7 +75,7 @@ def evaluate(
         priority = then.priority or priority
         assignee = then.assignee or assignee
         strategy = then.assign or strategy
-        watchers.extend(a.lower() for a in then.cc if a.lower() not in watchers)
+        watchers.extend(a for a in then.cc if a not in watchers)
         if then.autoreply == NO_REPLY:
             autoreply, autoreply_reason = None, f"rule {rule.name!r}: autoreply: none"
         elif then.autoreply:

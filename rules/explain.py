@@ -11,6 +11,7 @@ COMPARED = ("queue", "priority", "tags", "assignee", "assign", "watchers", "auto
 
 
 def explain_json(msg: InboundMessage, decision: Decision) -> dict[str, Any]:
+    """The dry run for scripts: plain JSON types only, the new text cut to 2000 characters."""
     return {
         "message": {
             "from": msg.from_addr,
@@ -38,11 +39,14 @@ def explain_json(msg: InboundMessage, decision: Decision) -> dict[str, Any]:
             "links": [link.model_dump() for link in decision.links],
             "matched": list(decision.matched),
         },
-        "trace": [{"rule": s.rule, "hit": s.hit, "reason": s.reason} for s in decision.trace],
+        "trace": [
+            {"rule": s.name, "hit": s.hit, "reasons": list(s.reasons)} for s in decision.trace
+        ],
     }
 
 
 def explain(msg: InboundMessage, decision: Decision) -> str:
+    """The dry run for an admin: the message as the rules saw it, each rule, the outcome."""
     excerpt = " ".join(msg.new_text.split())[:200]
     lines = [
         f"message: {msg.subject!r} from {msg.from_addr or '(no sender)'}",
@@ -54,7 +58,9 @@ def explain(msg: InboundMessage, decision: Decision) -> str:
         "",
         "rules:",
     ]
-    lines += [f"  {'HIT ' if s.hit else 'miss'} {s.rule}: {s.reason}" for s in decision.trace]
+    for step in decision.trace:
+        lines.append(f"  {'HIT ' if step.hit else 'miss'} {step.name}")
+        lines += [f"         {reason}" for reason in step.reasons]
     if not decision.trace:
         lines.append("  (no rules)")
     reply = decision.autoreply or f"none ({decision.autoreply_reason})"
@@ -64,7 +70,7 @@ def explain(msg: InboundMessage, decision: Decision) -> str:
         f"  queue: {decision.queue}",
         f"  priority: {decision.priority}",
         f"  tags: {', '.join(decision.tags) or '-'}",
-        f"  assignee: {decision.assignee or decision.assign or '-'}",
+        f"  assignee: {decision.assignee or _strategy(decision.assign)}",
         f"  watchers: {', '.join(decision.watchers) or '-'}",
         f"  autoreply: {reply}",
     ]
@@ -72,6 +78,10 @@ def explain(msg: InboundMessage, decision: Decision) -> str:
         lines.append("  spam: yes (quarantined, no ticket)")
     lines += [f"  link: {link.title} <{link.url}>" for link in decision.links]
     return "\n".join(lines)
+
+
+def _strategy(assign: str | None) -> str:
+    return f"- ({assign} among the queue's members)" if assign else "-"
 
 
 def diff(old: Decision, new: Decision) -> dict[str, tuple[Any, Any]]:

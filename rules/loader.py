@@ -9,10 +9,9 @@ import yaml
 
 from config.errors import ConfigError
 from config.loader import line_of, load_yaml, validate_yaml
-from rules.engine import NO_REPLY
 from rules.matchers import compile_condition
 from rules.model import Rule, RuleSet
-from rules.schema import RulesFile
+from rules.schema import NO_REPLY, RulesFile
 
 
 def load_rules(
@@ -22,7 +21,11 @@ def load_rules(
     templates: set[str] | None = None,
     agents: set[str] | None = None,
 ) -> RuleSet:
-    """Validate the file; the named sets, when given, are what actions may refer to."""
+    """Validate the file; the named sets, when given and not empty, are what actions may name.
+
+    Every check runs before anything is built, so a broken file raises and never replaces
+    the rules in force.
+    """
     data = load_yaml(path)
     if data is None:
         data = {}
@@ -70,9 +73,18 @@ def _references(
     d = spec.defaults
     check(["defaults"], "queue", d.queue, queues)
     check(["defaults"], "autoreply", d.autoreply, templates)
+    first: dict[str, int] = {}
     for i, rule in enumerate(spec.rules):
+        if rule.name in first:
+            problems.append(
+                (
+                    ["rules", i, "name"],
+                    f"rule name {rule.name!r} is used twice (rule {first[rule.name] + 1})",
+                )
+            )
+        first.setdefault(rule.name, i)
         loc: list[str | int] = ["rules", i, "then"]
         check(loc, "queue", rule.then.queue, queues)
         check(loc, "autoreply", rule.then.autoreply, templates)
-        check(loc, "assignee", rule.then.assignee and rule.then.assignee.lower(), agents)
+        check(loc, "assignee", rule.then.assignee, agents)
     return problems

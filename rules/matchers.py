@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from parsers.model import InboundMessage
 from rules.schema import FIELDS, FLAGS, Condition, Match
 
-RE_FLAGS = re.IGNORECASE | re.UNICODE
+Reasons = tuple[str, ...]
 
 
-def normalise(text: str) -> str:
-    return text.replace("ё", "е").replace("Ё", "Е")
+def fold(text: str) -> str:
+    """Case-folded, with ``ё`` as ``е``: the form keywords and ``exact`` compare in."""
+    return text.casefold().replace("ё", "е")
 
 
 @dataclass(frozen=True)
@@ -35,15 +36,13 @@ class Context:
 
 @dataclass(frozen=True)
 class Facts:
-    """What conditions look at, normalised once per message."""
+    """What conditions look at, gathered and folded once per message."""
 
     msg: InboundMessage
-    is_reply: bool
-    language: str | None
-    flags: dict[str, object] = field(default_factory=dict)
-    fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    folded: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    """Case-folded fields: a plain substring test rules most keywords out before any regex."""
+    flags: dict[str, object]
+    fields: dict[str, tuple[str, ...]]
+    folded: dict[str, tuple[str, ...]]
+    """Folded fields: keywords search these, after a plain substring test rules most out."""
     explain: bool = False
     """Word every miss too (for the dry run); routing needs only the hits."""
 
@@ -51,7 +50,7 @@ class Facts:
     def of(
         cls, msg: InboundMessage, context: Context, language: str | None, explain: bool = False
     ) -> Facts:
-        values = {
+        fields = {
             "subject": (msg.subject,),
             "body": (msg.new_text,),
             "full_body": (msg.text,),
@@ -61,7 +60,6 @@ class Facts:
             "attachment": tuple(f"{a.filename} {a.content_type}" for a in msg.attachments),
             "source": (context.source,),
         }
-        fields = {k: tuple(normalise(v) for v in vs) for k, vs in values.items()}
         flags = {
             "language": language,
             "kind": str(msg.kind),
@@ -70,21 +68,22 @@ class Facts:
             "known_customer": context.known_customer,
             "sender_is_agent": context.sender_is_agent,
         }
-        folded = {k: tuple(v.casefold() for v in vs) for k, vs in fields.items()}
-        return cls(msg, context.is_reply, language, flags, fields, folded, explain)
+        folded = {k: tuple(fold(v) for v in vs) for k, vs in fields.items()}
+        return cls(msg, flags, fields, folded, explain)
 
 
 class Check(Protocol):
-    def check(self, facts: Facts) -> tuple[bool, str]: ...
+    def check(self, facts: Facts) -> tuple[bool, Reasons]: ...
 
 
 def _fold(words: Sequence[str]) -> tuple[str, ...]:
-    return tuple(normalise(w.strip()).casefold() for w in words)
+    return tuple(fold(w.strip()) for w in words)
 
 
 def _words(words: Sequence[str]) -> re.Pattern[str]:
-    alternatives = "|".join(re.escape(normalise(w.strip())) for w in words)
-    return re.compile(rf"(?<!\w)(?:{alternatives})", RE_FLAGS)
+    """Folded keywords at a word start; the end is open, so a keyword is also a prefix."""
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})")
 
 
 @dataclass(frozen=True)
@@ -101,45 +100,45 @@ class Matcher:
     @classmethod
     def of(cls, match: Match) -> Matcher:
         if match.any is not None:
-            return cls(
-                "any",
-                (_words(match.any),),
-                label=f"any of {match.any}",
-                needles=(_fold(match.any),),
-            )
+            words = _fold(match.any)
+            return cls("any", (_words(words),), label=f"any of {list(match.any)}", needles=(words,))
         if match.all is not None:
+            words = _fold(match.all)
             return cls(
                 "all",
-                tuple(_words([w]) for w in match.all),
-                label=f"all of {match.all}",
-                needles=tuple(_fold([w]) for w in match.all),
+                tuple(_words([w]) for w in words),
+                label=f"all of {list(match.all)}",
+                needles=tuple((w,) for w in words),
             )
         if match.regex is not None:
-            return cls(
-                "regex", (re.compile(match.regex, RE_FLAGS),), label=f"regex {match.regex!r}"
-            )
+            pattern = re.compile(match.regex, re.IGNORECASE)
+            return cls("regex", (pattern,), label=f"regex {match.regex!r}")
         if match.exact is not None:
-            return cls("exact", value=normalise(match.exact).casefold())
+            return cls("exact", value=fold(match.exact.strip()))
         return cls("domain", value=(match.domain or "").lower().lstrip("@."))
 
     def find(self, values: Sequence[str], folded: Sequence[str]) -> str | None:
+        """What matched, quoted for the trace; None when the field does not match."""
         if self.kind == "exact":
-            return next((v for v in values if v.strip().casefold() == self.value), None)
+            pairs = zip(values, folded, strict=True)
+            return next((repr(v) for v, f in pairs if f.strip() == self.value), None)
         if self.kind == "domain":
             for v in values:
                 domain = v.rpartition("@")[2].lower()
                 if domain == self.value or domain.endswith("." + self.value):
-                    return v
+                    return repr(v)
             return None
+        # Admins' regexes see the text as written; keywords see it folded.
+        searched = values if self.kind == "regex" else folded
         found = []
         for index, pattern in enumerate(self.patterns):
             if self.needles and not any(n in f for n in self.needles[index] for f in folded):
                 return None
-            hit = next((m for v in values if (m := pattern.search(v))), None)
+            hit = next((m for v in searched if (m := pattern.search(v))), None)
             if hit is None:
                 return None
-            found.append(hit.group(0))
-        return ", ".join(repr(f) for f in found)
+            found.append(repr(hit.group(0)))
+        return ", ".join(found)
 
     def describe(self) -> str:
         return self.label or f"{self.kind} {self.value!r}"
@@ -151,16 +150,16 @@ class FieldCheck:
     matcher: Matcher
     header: str = ""
 
-    def check(self, facts: Facts) -> tuple[bool, str]:
+    def check(self, facts: Facts) -> tuple[bool, Reasons]:
         if self.header:
-            values: tuple[str, ...] = (normalise(facts.msg.headers.get(self.header, "")),)
-            folded, label = tuple(v.casefold() for v in values), f"header {self.header}"
+            values: tuple[str, ...] = (facts.msg.headers.get(self.header, ""),)
+            folded, label = tuple(fold(v) for v in values), f"header {self.header}"
         else:
             values, folded, label = facts.fields[self.name], facts.folded[self.name], self.name
         found = self.matcher.find(values, folded)
         if found is None:
-            return False, f"{label}: no {self.matcher.describe()}" if facts.explain else ""
-        return True, f"{label} matched {found}"
+            return False, (f"{label}: no {self.matcher.describe()}",) if facts.explain else ()
+        return True, (f"{label} matched {found}",)
 
 
 @dataclass(frozen=True)
@@ -168,49 +167,58 @@ class ValueCheck:
     name: str
     wanted: object
 
-    def check(self, facts: Facts) -> tuple[bool, str]:
+    def check(self, facts: Facts) -> tuple[bool, Reasons]:
         actual = facts.flags[self.name]
-        return actual == self.wanted, f"{self.name} is {actual!r} (wanted {self.wanted!r})"
+        return actual == self.wanted, (f"{self.name} is {actual!r} (wanted {self.wanted!r})",)
 
 
 @dataclass(frozen=True)
 class AllOf:
+    """Hits with the reasons of every part; misses with the first part that failed."""
+
     parts: tuple[Check, ...]
 
-    def check(self, facts: Facts) -> tuple[bool, str]:
-        reasons = []
+    def check(self, facts: Facts) -> tuple[bool, Reasons]:
+        reasons: list[str] = []
         for part in self.parts:
-            hit, reason = part.check(facts)
+            hit, why = part.check(facts)
             if not hit:
-                return False, reason
-            reasons.append(reason)
-        return True, " and ".join(reasons)
+                return False, why
+            reasons.extend(why)
+        return True, tuple(reasons)
 
 
 @dataclass(frozen=True)
 class AnyOf:
+    """Hits with the first part that matched; misses with why each part failed."""
+
     parts: tuple[Check, ...]
 
-    def check(self, facts: Facts) -> tuple[bool, str]:
-        reasons = []
+    def check(self, facts: Facts) -> tuple[bool, Reasons]:
+        reasons: list[str] = []
         for part in self.parts:
-            hit, reason = part.check(facts)
+            hit, why = part.check(facts)
             if hit:
-                return True, reason
-            reasons.append(reason)
-        return False, "none of: " + "; ".join(reasons)
+                return True, why
+            reasons.extend(why)
+        return False, tuple(reasons)
 
 
 @dataclass(frozen=True)
 class Not:
     part: Check
 
-    def check(self, facts: Facts) -> tuple[bool, str]:
-        hit, reason = self.part.check(facts)
-        return not hit, f"not ({reason})"
+    def check(self, facts: Facts) -> tuple[bool, Reasons]:
+        hit, why = self.part.check(facts)
+        if hit:
+            return False, tuple(f"not wanted: {r}" for r in why)
+        return True, tuple(f"as wanted, {r}" for r in why) or (
+            "the negated condition did not match",
+        )
 
 
 def compile_condition(cond: Condition) -> Check:
+    """The validated condition tree as check objects, patterns compiled once."""
     if cond.all_ is not None:
         return AllOf(tuple(compile_condition(c) for c in cond.all_))
     if cond.any_ is not None:

@@ -6,10 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Priority = Literal["low", "normal", "high", "urgent"]
+MessageKind = Literal["customer", "agent", "survey_answer", "bounce", "autoreply", "bulk", "loop"]
+"""The values of parsers.model.Kind."""
 MATCH_KINDS = ("any", "all", "regex", "exact", "domain")
+NO_REPLY = "none"
+"""``autoreply: none`` suppresses the acknowledgement."""
 
 
 class Strict(BaseModel):
@@ -26,8 +30,8 @@ def _one_of(values: dict[str, Any], keys: tuple[str, ...], what: str) -> None:
 class Match(Strict):
     """How a field is matched; a plain string or list is short for ``any``."""
 
-    any: list[str] | None = None
-    all: list[str] | None = None
+    any: tuple[str, ...] | None = None
+    all: tuple[str, ...] | None = None
     regex: str | None = None
     exact: str | None = None
     domain: str | None = None
@@ -45,8 +49,8 @@ class Match(Strict):
     def exactly_one(self) -> Match:
         _one_of(self.model_dump(), MATCH_KINDS, "a match")
         for words in (self.any, self.all):
-            if words is not None and not all(w.strip() for w in words):
-                raise ValueError("keywords must not be empty")
+            if words is not None and not (words and all(w.strip() for w in words)):
+                raise ValueError("give at least one keyword, none of them empty")
         if self.regex is not None:
             try:
                 re.compile(self.regex)
@@ -71,8 +75,8 @@ COMBINATORS = ("all", "any", "not")
 
 
 class Condition(Strict):
-    all_: list[Condition] | None = Field(default=None, alias="all")
-    any_: list[Condition] | None = Field(default=None, alias="any")
+    all_: tuple[Condition, ...] | None = Field(default=None, alias="all")
+    any_: tuple[Condition, ...] | None = Field(default=None, alias="any")
     not_: Condition | None = Field(default=None, alias="not")
     subject: Match | None = None
     body: Match | None = None
@@ -85,7 +89,7 @@ class Condition(Strict):
     """Where the mail came in: ``smtp``, ``lmtp``, ``pipe`` or ``imap:<mailbox name>``."""
     header: HeaderMatch | None = None
     language: Literal["en", "ru"] | None = None
-    kind: Literal["customer", "agent", "bounce", "autoreply", "bulk", "loop"] | None = None
+    kind: MessageKind | None = None
     is_reply: bool | None = None
     business_hours: bool | None = None
     known_customer: bool | None = None
@@ -95,6 +99,8 @@ class Condition(Strict):
     @model_validator(mode="after")
     def exactly_one(self) -> Condition:
         _one_of(self.model_dump(by_alias=True), (*COMBINATORS, *LEAVES), "a condition")
+        if self.all_ == () or self.any_ == ():
+            raise ValueError("`all` and `any` need at least one condition")
         return self
 
 
@@ -106,18 +112,29 @@ class Link(Strict):
 class Actions(Strict):
     queue: str | None = None
     priority: Priority | None = None
-    tags: list[str] = []
+    tags: tuple[str, ...] = ()
     assignee: str | None = None
     assign: Literal["round_robin", "least_loaded"] | None = None
     """Pick the assignee among the queue's members instead of naming one."""
-    cc: list[str] = []
+    cc: tuple[str, ...] = ()
     """Watchers added to the ticket as participants."""
     autoreply: str | None = None
     """A template name, or ``none`` for no acknowledgement."""
     spam: bool = False
-    links: list[Link] = []
+    links: tuple[Link, ...] = ()
     language: Literal["en", "ru"] | None = None
     """The language of mail to the customer, instead of the one detected from their text."""
+
+    @field_validator("assignee")
+    @classmethod
+    def lower_assignee(cls, value: str | None) -> str | None:
+        """Addresses are compared lower-case everywhere, as the parser stores them."""
+        return value.lower() if value else value
+
+    @field_validator("cc")
+    @classmethod
+    def lower_cc(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(a.lower() for a in value))
 
 
 class RuleSpec(Strict):
@@ -134,18 +151,15 @@ class Defaults(Strict):
     queue: str = "general"
     priority: Priority = "normal"
     autoreply: str | None = "ack"
-    tags: list[str] = []
+    """``none`` (or null) here means no acknowledgement unless a rule names a template."""
+    tags: tuple[str, ...] = ()
+
+    @field_validator("autoreply")
+    @classmethod
+    def none_is_no_reply(cls, value: str | None) -> str | None:
+        return None if value == NO_REPLY else value
 
 
 class RulesFile(Strict):
     defaults: Defaults = Defaults()
-    rules: list[RuleSpec] = []
-
-    @model_validator(mode="after")
-    def unique_names(self) -> RulesFile:
-        seen: set[str] = set()
-        for rule in self.rules:
-            if rule.name in seen:
-                raise ValueError(f"rule name {rule.name!r} is used twice")
-            seen.add(rule.name)
-        return self
+    rules: tuple[RuleSpec, ...] = ()

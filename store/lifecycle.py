@@ -21,13 +21,17 @@ COMMANDS = {
 }
 
 
-def move(ticket: Ticket, status: str, now: datetime) -> str:
-    """Set the status; returns the previous one. Reopening clears the end stamps."""
+def move(ticket: Ticket, status: str, now: datetime, reminder_at: datetime | None = None) -> str:
+    """Set the status; returns the previous one. Reopening clears the end stamps; entering
+    ``pending`` starts the reminder cycle at ``reminder_at``, leaving it stops the cycle."""
     if status not in STATES or status == "new":
         raise ValueError(f"no such target status: {status!r}")
     before = ticket.status
     ticket.status = status
     ticket.updated_at = now
+    ticket.next_reminder_at = reminder_at if status == "pending" else None
+    if status == "pending" and before != "pending":
+        ticket.reminders_sent = 0
     if status == "resolved":
         ticket.resolved_at = ticket.resolved_at or now
     elif status == "closed":

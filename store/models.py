@@ -94,6 +94,13 @@ class Ticket(Base):
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     reopen_count: Mapped[int] = mapped_column(default=0)
+    next_reminder_at: Mapped[datetime | None] = mapped_column(index=True)
+    """While pending: when the next reminder (or, after the last one, the close) is due."""
+    reminders_sent: Mapped[int] = mapped_column(default=0)
+    sla_check_at: Mapped[datetime | None] = mapped_column(index=True)
+    """The next SLA warning or breach moment; None once nothing is left to check."""
+    sla_flags: Mapped[list[str]] = mapped_column(default=list)
+    csat_score: Mapped[int | None]
     related_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
 
     participants: Mapped[list[Participant]] = relationship(

@@ -314,3 +314,27 @@ def test_agent_answers_from_a_mail_client_through_the_daemon(
     assert "[#1]" in relay["Subject"]
     (ticket,) = tickets(config)
     assert (ticket["priority"], ticket["status"]) == ("high", "pending")
+
+
+def test_sweep_command_runs_due_work_once(write_config: Callable[..., Path]) -> None:
+    config = write_config(
+        queues=[
+            {"name": "general", "escalation": "leads@example.com"},
+            {"name": "ops"},
+            {"name": "billing"},
+        ]
+    )
+    assert postdesk(config, "ingest", stdin=mail().as_bytes()).returncode == 0
+    later = "2100-01-04T12:00:00+00:00"
+    first = postdesk(config, "sweep", "--now", later)
+    assert first.returncode == 0, first.stderr.decode()
+    assert json.loads(first.stdout) == {
+        "reminders": 0,
+        "closed": 0,
+        "sla_warnings": 2,
+        "sla_breaches": 2,
+        "digests": 0,
+    }
+    again = json.loads(postdesk(config, "sweep", "--now", later).stdout)
+    assert set(again.values()) == {0}
+    assert postdesk(config, "sweep", "--now", "yesterday").returncode == 64

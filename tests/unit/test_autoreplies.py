@@ -66,7 +66,7 @@ def test_response_time_plurals(duration: timedelta, language: str, text: str) ->
 
 def test_ack_in_english_and_russian() -> None:
     templates = Templates(None)
-    assert templates.names() == {"ack", "ack_offhours"}
+    assert templates.names() == {"ack", "ack_offhours", "closed", "reminder"}
     assert templates.check() == []
     en = templates.render("ack", "en", variables())
     assert en.subject == "[#17] Printer"
@@ -107,7 +107,7 @@ def test_override_folder_wins_and_unknown_template_fails(tmp_path: Path) -> None
     (tmp_path / "ack.ru.txt").write_text("Subject: Принято [#{{ ticket.number }}]\n\nСпасибо\n")
     (tmp_path / "vip.en.txt").write_text("Subject: VIP\n\nHello\n")
     templates = Templates(tmp_path)
-    assert templates.names() == {"ack", "ack_offhours", "vip"}
+    assert templates.names() == {"ack", "ack_offhours", "closed", "reminder", "vip"}
     assert templates.render("ack", "ru", variables()).text == "Спасибо\n"
     with pytest.raises(ConfigError, match="no template 'nope'"):
         templates.render("nope", "en", variables())

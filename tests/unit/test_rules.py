@@ -68,6 +68,20 @@ def test_example_rules_route_english_and_russian(
     assert decision.autoreply == "ack"
 
 
+def test_example_outage_by_body_words(example: RuleSet) -> None:
+    decision = evaluate(example, message("Hi", "Every page shows error 500 since ten"))
+    assert (decision.queue, decision.priority, decision.tags) == ("ops", "urgent", ("outage",))
+
+
+def test_assignee_names_an_agent_in_any_case(tmp_path: Path) -> None:
+    rules = load(
+        tmp_path,
+        "rules:\n  - {name: ops, if: {subject: [down]}, then: {assignee: Boris@Example.com}}\n",
+        agents=AGENTS,
+    )
+    assert evaluate(rules, message("Site down")).assignee == "boris@example.com"
+
+
 def test_example_self_help_link_and_newsletter(example: RuleSet) -> None:
     help_ = evaluate(example, message("Забыл пароль", "Не могу войти в кабинет"))
     assert [link.url for link in help_.links] == ["https://help.example.com/password"]
@@ -102,6 +116,33 @@ def test_keywords_match_at_word_start_ignoring_case(
 ) -> None:
     rules = load(tmp_path, KEYWORDS)
     assert (evaluate(rules, message(subject)).queue == "ops") is hit
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Здравствуйте, не проходит оплата", "ru"),
+        ("Invoice INV-2026-11 не оплачен, помогите разобраться", "ru"),
+        ("The invoice for November is wrong", "en"),
+        ("ok +1", None),
+        ("Χαίρετε, το τιμολόγιο είναι λάθος", None),
+    ],
+)
+def test_language_from_the_letters(tmp_path: Path, text: str, language: str | None) -> None:
+    rules = load(tmp_path, "rules: []\n")
+    assert evaluate(rules, message("", text)).language == language
+
+
+def test_defaults_can_switch_the_acknowledgement_off(tmp_path: Path) -> None:
+    rules = load(
+        tmp_path,
+        "defaults: {autoreply: none}\nrules:\n  - {name: vip, if: {subject: [vip]}, "
+        "then: {autoreply: ack}}\n",
+        templates={"ack"},
+    )
+    plain = evaluate(rules, message())
+    assert (plain.autoreply, plain.autoreply_reason) == (None, "defaults: autoreply: none")
+    assert evaluate(rules, message("VIP customer")).autoreply == "ack"
 
 
 def test_yo_and_ye_are_the_same_letter(tmp_path: Path) -> None:
@@ -211,7 +252,10 @@ rules:
         ("rules:\n  - name: x\n    iff: {subject: a}\n    then: {}\n", 3, "unknown key"),
         ("rules:\n  - name: x\n    if: {subject: a, body: b}\n    then: {}\n", 3, "exactly one"),
         ("rules:\n  - name: x\n    then: {queue: ops\n", 4, "YAML syntax error"),
-        ("rules:\n  - {name: x, then: {}}\n  - {name: x, then: {}}\n", 1, "used twice"),
+        ("rules:\n  - {name: x, then: {}}\n  - {name: x, then: {}}\n", 3, "used twice"),
+        ("rules:\n  - name: x\n    if: {body: {all: []}}\n    then: {}\n", 3, "at least one"),
+        ("rules:\n  - name: x\n    if: {any: []}\n    then: {}\n", 3, "at least one"),
+        ("rules: {name: x}\n", 1, "valid tuple"),
     ],
 )
 def test_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int, words: str) -> None:
@@ -225,12 +269,34 @@ def test_explain_says_why(example: RuleSet) -> None:
     msg = message("Сайт недоступен", "Ничего не работает")
     decision = evaluate(example, msg, explain=True)
     text = explain(msg, decision)
-    assert "HIT  outage: subject matched 'недоступ'" in text
-    assert "miss billing" in text
+    assert "HIT  outage\n         subject matched 'недоступ'" in text
+    assert "miss billing\n         subject: no any of ['invoice'" in text
     assert "queue: ops" in text
     data = explain_json(msg, decision)
     json.dumps(data)
     assert data["decision"]["matched"] == ["outage"]
+    assert data["trace"][1] == {
+        "rule": "outage",
+        "hit": True,
+        "reasons": ["subject matched 'недоступ'"],
+    }
+
+
+def test_not_explains_itself_and_misses_are_worded_only_in_the_dry_run(tmp_path: Path) -> None:
+    rules = load(
+        tmp_path,
+        "rules:\n  - {name: n, if: {not: {from: {domain: example.org}}}, then: {tags: [x]}}\n",
+    )
+    inside = evaluate(rules, message(from_addr="ann@mail.example.org")).trace[0]
+    assert (inside.hit, inside.reasons) == (
+        False,
+        ("not wanted: from matched 'ann@mail.example.org'",),
+    )
+    outside = message(from_addr="bob@shop.example")
+    routed = evaluate(rules, outside).trace[0]
+    assert (routed.hit, routed.reasons) == (True, ("the negated condition did not match",))
+    dry = evaluate(rules, outside, explain=True).trace[0]
+    assert dry.reasons == ("as wanted, from: no domain 'example.org'",)
 
 
 def test_diff_names_changed_fields(example: RuleSet, tmp_path: Path) -> None:

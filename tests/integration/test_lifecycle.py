@@ -1,0 +1,241 @@
+"""Ticket life on a timer, walked with `sweep` at chosen moments: reminders, auto-close,
+survey answers, resolved -> closed, SLA warnings and breaches, the unassigned digest, and
+concurrent sweeps that must not act twice."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from sqlalchemy import func, select
+
+from daemon.app import App
+from daemon.ingest import ingest
+from daemon.sweep import run
+from parsers.references import make_agent_token
+from store.models import Outbox, Ticket
+from store.schema import ensure_current
+from store.tickets import detail, load_ticket
+from tests.helpers import mail, parse_mail
+
+MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def make_desk(write_config: Callable[..., Path], database_url: str) -> Iterator[Callable[..., App]]:
+    opened: list[App] = []
+
+    def make(**overrides: Any) -> App:
+        settings: dict[str, Any] = {
+            "database": database_url,
+            "admin_address": "admin@example.com",
+            "queues": [
+                {"name": "general", "escalation": "leads@example.com"},
+                {"name": "ops"},
+                {"name": "billing"},
+            ],
+            "business_hours": {"timezone": "UTC", "week": {"mon-fri": "09:00-18:00"}},
+            "lifecycle": {"managers": "managers@example.com", "digest_at": "09:00"},
+        }
+        settings.update(overrides)
+        app = App.open(str(write_config(**settings)))
+        ensure_current(app.db)
+        opened.append(app)
+        return app
+
+    yield make
+    for app in opened:
+        app.db.dispose()
+
+
+def open_ticket(app: App, at: datetime = MONDAY, **kwargs: Any) -> int:
+    result = ingest(app, mail(**kwargs).as_bytes(), "smtp", at)
+    assert result.ticket_number is not None
+    return result.ticket_number
+
+
+def agent_answers(app: App, number: int, body: str, at: datetime) -> None:
+    with app.db.transaction() as session:
+        ticket_id = session.scalar(select(Ticket.id).where(Ticket.number == number))
+    token = make_agent_token(app.secret, ticket_id, "anna@example.com")
+    answer = mail(
+        sender="anna@example.com",
+        to=f"support+{token}@example.com",
+        subject=f"Re: [#{number}]",
+        body=body,
+    )
+    assert ingest(app, answer.as_bytes(), "smtp", at).outcome == "appended"
+
+
+def show(app: App, number: int = 1) -> dict[str, Any]:
+    with app.db.transaction() as session:
+        ticket = load_ticket(session, str(number))
+        assert ticket is not None
+        return detail(ticket, MONDAY)
+
+
+def outbox(app: App, kind: str) -> list[Any]:
+    with app.db.transaction() as session:
+        rows = session.scalars(select(Outbox).where(Outbox.kind == kind).order_by(Outbox.id))
+        return [parse_mail(r.content) for r in rows]
+
+
+def text(message: Any) -> str:
+    return str(message.get_content()).replace("\r\n", "\n")
+
+
+def test_pending_reminders_close_and_survey(make_desk: Callable[..., App]) -> None:
+    desk = make_desk()
+    open_ticket(desk)
+    agent_answers(desk, 1, "Please restart the printer.", MONDAY)
+    assert show(desk)["status"] == "pending"
+    assert run(desk, MONDAY + 2 * DAY - timedelta(minutes=1)).reminders == 0
+    assert run(desk, MONDAY + 2 * DAY).reminders == 1
+    assert run(desk, MONDAY + 2 * DAY).reminders == 0  # the same moment twice: nothing more
+    (first,) = outbox(desk, "reminder")
+    assert "Is the problem solved?" in text(first)
+    assert "Please restart the printer." in text(first)
+    assert first["Auto-Submitted"] == "auto-generated"
+    assert run(desk, MONDAY + 4 * DAY).reminders == 1
+    assert "(2 of 2)" in text(outbox(desk, "reminder")[1])
+    stats = run(desk, MONDAY + 6 * DAY)
+    assert (stats.reminders, stats.closed) == (0, 1)
+    state = show(desk)
+    assert state["status"] == "closed"
+    (closing,) = outbox(desk, "survey")
+    links = re.findall(r"mailto:(\S+)", text(closing))
+    assert len(links) == 2
+    good = unquote(links[0]).split("?")[0]
+    answer = mail(to=good, subject="[#1] survey", body="Fast and friendly, thanks!")
+    result = ingest(desk, answer.as_bytes(), "smtp", MONDAY + 7 * DAY)
+    assert (result.outcome, result.queued_mail) == ("suppressed", 0)
+    state = show(desk)
+    assert state["status"] == "closed"
+    survey = next(e for e in state["events"] if e["type"] == "survey_answer")
+    assert survey["data"] == {"score": 5, "comment": "Fast and friendly, thanks!"}
+    bad = unquote(links[1]).split("?")[0]
+    ingest(desk, mail(to=bad, subject="x", body="changed my mind").as_bytes(), "smtp", MONDAY)
+    assert any(e["type"] == "survey_repeated" for e in show(desk)["events"])
+    with desk.db.transaction() as session:
+        assert session.scalar(select(Ticket.csat_score)) == 5
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 1
+
+
+def test_forged_survey_answer_is_ignored(make_desk: Callable[..., App]) -> None:
+    desk = make_desk()
+    open_ticket(desk)
+    forged = mail(to="support+s1v5xaaaaaaaaaaaaaaaa@example.com", subject="survey")
+    result = ingest(desk, forged.as_bytes(), "smtp", MONDAY)
+    assert (result.outcome, result.reason) == ("suppressed", "survey answer with no valid token")
+    with desk.db.transaction() as session:
+        assert session.scalar(select(Ticket.csat_score)) is None
+
+
+def test_customer_answer_after_first_reminder_stops_the_cycle(
+    make_desk: Callable[..., App],
+) -> None:
+    desk = make_desk()
+    open_ticket(desk)
+    agent_answers(desk, 1, "Try again please.", MONDAY)
+    run(desk, MONDAY + 2 * DAY)
+    reply = mail(subject="Re: [#1] Printer is on fire", body="Still broken.")
+    ingest(desk, reply.as_bytes(), "smtp", MONDAY + 2 * DAY + timedelta(hours=1))
+    assert show(desk)["status"] == "open"
+    stats = run(desk, MONDAY + 30 * DAY)
+    assert (stats.reminders, stats.closed) == (0, 0)
+    agent_answers(desk, 1, "New firmware is out.", MONDAY + 3 * DAY)
+    assert run(desk, MONDAY + 5 * DAY).reminders == 1
+    assert "(1 of 2)" in text(outbox(desk, "reminder")[-1])
+
+
+def test_business_clock_skips_the_weekend(make_desk: Callable[..., App]) -> None:
+    desk = make_desk(lifecycle={"clock": "business", "managers": "managers@example.com"})
+    friday = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+    open_ticket(desk, friday)
+    agent_answers(desk, 1, "Please check.", friday)
+    assert run(desk, datetime(2026, 12, 1, 14, 59, tzinfo=UTC)).reminders == 0
+    assert run(desk, datetime(2026, 12, 1, 15, 0, tzinfo=UTC)).reminders == 1  # Tuesday
+
+
+def test_resolved_ticket_closes_after_a_week(make_desk: Callable[..., App]) -> None:
+    desk = make_desk()
+    open_ticket(desk)
+    agent_answers(desk, 1, "#resolve\nFixed by replacing the fuser.", MONDAY)
+    assert run(desk, MONDAY + 7 * DAY - timedelta(minutes=1)).closed == 0
+    assert run(desk, MONDAY + 7 * DAY).closed == 1
+    assert show(desk)["status"] == "closed"
+    assert len(outbox(desk, "survey")) == 1
+
+
+def test_sla_warning_and_breach_escalate_once(make_desk: Callable[..., App]) -> None:
+    desk = make_desk()
+    open_ticket(desk)  # normal: first response within 8 business hours, Monday 18:00
+    assert run(desk, MONDAY + timedelta(hours=6)).sla_warnings == 0
+    stats = run(desk, MONDAY + timedelta(hours=6, minutes=24))  # 80 % of 8 h
+    assert (stats.sla_warnings, stats.sla_breaches) == (1, 0)
+    breach = run(desk, MONDAY + timedelta(hours=8))
+    assert (breach.sla_warnings, breach.sla_breaches) == (0, 1)
+    assert run(desk, MONDAY + timedelta(hours=9)).sla_breaches == 0
+    state = show(desk)
+    flags = [e["data"]["flag"] for e in state["events"] if e["type"] == "sla"]
+    assert flags == ["first_response_warning", "first_response_breach"]
+    notices = [m for m in outbox(desk, "notice") if "SLA" in str(m["Subject"])]
+    assert [str(m["To"]) for m in notices] == ["leads@example.com", "leads@example.com"]
+    assert "first response breach" in str(notices[1]["Subject"])
+
+
+def test_first_answer_in_time_prevents_the_breach(make_desk: Callable[..., App]) -> None:
+    desk = make_desk()
+    open_ticket(desk)
+    agent_answers(desk, 1, "Looking into it.", MONDAY + timedelta(hours=1))
+    stats = run(desk, MONDAY + timedelta(hours=9))
+    assert (stats.sla_warnings, stats.sla_breaches) == (0, 0)
+
+
+def test_unassigned_digest_lists_urgent_first_once_a_day(make_desk: Callable[..., App]) -> None:
+    desk = make_desk()
+    open_ticket(desk, MONDAY, subject="Question about invoices")
+    open_ticket(desk, MONDAY + timedelta(hours=1), subject="Site down since 10:00")
+    with desk.db.transaction() as session:
+        urgent = session.scalar(select(Ticket).where(Ticket.number == 2))
+        assert urgent is not None
+        urgent.priority = "urgent"
+    tuesday_morning = datetime(2026, 11, 24, 8, 59, tzinfo=UTC)
+    assert run(desk, tuesday_morning).digests == 0
+    assert run(desk, tuesday_morning + timedelta(minutes=1)).digests == 0  # not a day old yet
+    wednesday = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    assert run(desk, wednesday).digests == 1
+    assert run(desk, wednesday + timedelta(hours=3)).digests == 0
+    (digest,) = [m for m in outbox(desk, "notice") if "unassigned" in str(m["Subject"])]
+    assert str(digest["To"]) == "managers@example.com"
+    lines = [line for line in text(digest).splitlines() if "#" in line]
+    assert lines[0].startswith("!! #2 [urgent] Site down")
+    assert lines[1].startswith("   #1 [normal] Question about invoices")
+
+
+def test_concurrent_sweeps_send_each_reminder_once(make_desk: Callable[..., App]) -> None:
+    desks = [make_desk(), make_desk()]
+    for i in range(30):
+        open_ticket(desks[0], subject=f"Question {i}", sender=f"c{i}@example.org")
+        agent_answers(desks[0], i + 1, "Answer.", MONDAY)
+    barrier = threading.Barrier(2)
+    totals: list[int] = []
+
+    def sweep(app: App) -> None:
+        barrier.wait()
+        totals.append(run(app, MONDAY + 2 * DAY).reminders)
+
+    threads = [threading.Thread(target=sweep, args=(d,)) for d in desks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(totals) == 30
+    assert len(outbox(desks[0], "reminder")) == 30
