@@ -296,7 +296,17 @@ def cmd_rules_replay(args: argparse.Namespace) -> int:
 
     app = _app(args)
     new = app.policy.rules
-    old = load_rules(Path(args.against)) if args.against else new
+    settings = app.settings
+    old = (
+        load_rules(
+            Path(args.against),
+            queues={q.name for q in settings.queues},
+            templates=app.policy.templates.names(),
+            agents=set(settings.agent_addresses),
+        )
+        if args.against
+        else new
+    )
     ctx = app.parse_context(keep_attachments=False)
     changed = 0
     files = sorted(p for p in Path(args.dir).rglob("*") if p.is_file())

@@ -338,3 +338,30 @@ def test_sweep_command_runs_due_work_once(write_config: Callable[..., Path]) -> 
     again = json.loads(postdesk(config, "sweep", "--now", later).stdout)
     assert set(again.values()) == {0}
     assert postdesk(config, "sweep", "--now", "yesterday").returncode == 64
+
+
+def test_rules_dry_run_and_replay(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    old = tmp_path / "old-rules.yaml"
+    old.write_text("rules: []\n")
+    new = tmp_path / "rules.yaml"
+    new.write_text(
+        "rules:\n  - name: billing\n    if: {subject: [invoice, счет]}\n"
+        "    then: {queue: billing, priority: high}\n"
+    )
+    config = write_config(rules=str(new))
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "a.eml").write_bytes(mail(subject="Счёт за ноябрь").as_bytes())
+    (saved / "b.eml").write_bytes(mail(subject="Printer").as_bytes())
+    tested = postdesk(config, "rules", "test", str(saved / "a.eml"), "--json")
+    assert tested.returncode == 0, tested.stderr.decode()
+    report = json.loads(tested.stdout)
+    assert report["decision"]["queue"] == "billing"
+    assert report["trace"][0]["hit"] is True
+    replay = postdesk(config, "rules", "replay", str(saved), "--against", str(old))
+    lines = replay.stdout.decode().splitlines()
+    assert any(
+        line.endswith("a.eml: queue: general -> billing; priority: normal -> high")
+        for line in lines
+    ), lines
+    assert lines[-1] == "1 of 2 messages would be routed differently"
