@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, TypeVar, get_args
@@ -141,11 +141,20 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     prefix = "sqlite:///"
     if database.startswith(prefix) and not database[len(prefix) :].startswith("/"):
         database = prefix + str(base / database[len(prefix) :])
-    outgoing = settings.outgoing
-    if outgoing.maildir is not None:
-        outgoing = outgoing.model_copy(
-            update={"maildir": fix(outgoing.maildir) or outgoing.maildir}
-        )
+    outgoing = settings.outgoing.model_copy(
+        update={
+            "maildir": fix(settings.outgoing.maildir) or settings.outgoing.maildir,
+            "smtp": _fix_secret(settings.outgoing.smtp, fix),
+        }
+    )
+    mailboxes = []
+    for mailbox in settings.mailboxes:
+        oauth2 = mailbox.oauth2
+        if oauth2 is not None:
+            oauth2 = oauth2.model_copy(
+                update={"token_file": fix(oauth2.token_file) or oauth2.token_file}
+            )
+        mailboxes.append(_fix_secret(mailbox, fix).model_copy(update={"oauth2": oauth2}))
     return settings.model_copy(
         update={
             "data_dir": data_dir,
@@ -154,5 +163,17 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "rules": fix(settings.rules) or settings.rules,
             "templates": fix(settings.templates) or settings.templates,
             "outgoing": outgoing,
+            "mailboxes": mailboxes,
         }
+    )
+
+
+S = TypeVar("S", bound=Secret)
+
+
+def _fix_secret(secret: S | None, fix: Callable[[Path | None], Path | None]) -> S | None:
+    if secret is None or secret.password_file is None:
+        return secret
+    return secret.model_copy(
+        update={"password_file": fix(secret.password_file) or secret.password_file}
     )

@@ -32,6 +32,7 @@ class Service:
         self.app = app
         self.stopping = asyncio.Event()
         self.mail_waiting = asyncio.Event()
+        self.mail_waiting.set()  # mail queued before a restart leaves at once, not in 30 s
         self.notifier = sdnotify.SystemdNotifier()
 
     def wake_sender(self) -> None:

@@ -82,3 +82,18 @@ def test_secret_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert read_secret(SmtpRelay(host="h", password_file=secret), "x") == "from-file"
     with pytest.raises(ConfigError, match="PD_UNSET_VAR is not set"):
         read_secret(SmtpRelay(host="h", password_env="PD_UNSET_VAR"), "outgoing.smtp")
+
+
+def test_secret_files_count_from_the_config_folder(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "outgoing: {smtp: {host: relay, password_file: smtp-password}}\n"
+        "mailboxes:\n  - {name: m, host: imap, username: u, password_file: secrets/imap}\n"
+        "  - {name: o, host: imap, username: u, oauth2: {token_file: token}}\n"
+    )
+    settings = load(config)
+    assert settings.outgoing.smtp is not None
+    assert settings.outgoing.smtp.password_file == tmp_path / "smtp-password"
+    assert settings.mailboxes[0].password_file == tmp_path / "secrets" / "imap"
+    oauth2 = settings.mailboxes[1].oauth2
+    assert oauth2 is not None and oauth2.token_file == tmp_path / "token"
