@@ -24,8 +24,8 @@ SUPPRESS_VALUES = ("all", "autoreply", "oof")
 class Verdict:
     send: bool
     reason: str = ""
-    breaker: bool = False
-    """True when a circuit breaker tripped: the admin must hear of it."""
+    breaker: str = ""
+    """``sender`` or ``total`` when a circuit breaker tripped: the admin must hear of it."""
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,14 @@ def decide(
         return Verdict(
             False,
             f"circuit breaker: {history.total_last_hour} automatic mails in the last hour",
-            breaker=True,
+            breaker="total",
         )
     if history.to_sender_last_day >= limits.max_per_sender_per_day:
         return Verdict(
             False,
             f"rate limit: {history.to_sender_last_day} automatic replies to "
             f"{msg.from_addr} in the last 24 hours",
-            breaker=True,
+            breaker="sender",
         )
     if history.for_ticket_last_hour >= limits.max_per_ticket_per_hour:
         return Verdict(

@@ -166,7 +166,7 @@ class Autoreply(Strict):
     when: Literal["always", "outside_business_hours", "never"] = "always"
     max_per_sender_per_day: int = Field(default=5, ge=0)
     max_per_ticket_per_hour: int = Field(default=2, ge=0)
-    circuit_breaker_per_hour: int = Field(default=300, ge=1)
+    circuit_breaker_per_hour: int = Field(default=2000, ge=1)
     """All automatic mail in one hour; beyond it automatic mail stops and the admin is told."""
     bounce_suppression: Duration = timedelta(days=60)
     """How long an address that hard-bounced gets no automatic mail."""

@@ -436,13 +436,22 @@ def _history(session: Session, ticket: Ticket, now: datetime) -> History:
     )
 
 
-def _trip_breaker(app: App, session: Session, ticket: Ticket, reason: str, now: datetime) -> None:
-    """Stop automatic mail to the address for a day and tell the admin, once an hour at most."""
-    suppressions.suppress(
-        session, ticket.requester, f"circuit breaker: {reason}", now, now + timedelta(days=1)
-    )
-    log.warning("autoreply circuit breaker", extra={"address": ticket.requester, "reason": reason})
-    queue_alert(app, session, f"automatic mail stopped for {ticket.requester}", reason, now)
+def _trip_breaker(
+    app: App, session: Session, ticket: Ticket, breaker: str, reason: str, now: datetime
+) -> None:
+    """Tell the admin (once an hour at most); a sender's breaker also pauses automatic mail
+    to that address for a day, while the total one holds only as long as the volume does."""
+    if breaker == "sender":
+        suppressions.suppress(
+            session, ticket.requester, f"circuit breaker: {reason}", now, now + timedelta(days=1)
+        )
+        subject = f"automatic mail stopped for {ticket.requester}"
+    else:
+        subject = "all automatic mail stopped"
+    if queue_alert(app, session, subject, reason, now):
+        log.warning(
+            "autoreply circuit breaker", extra={"address": ticket.requester, "reason": reason}
+        )
 
 
 def _acknowledge(
@@ -471,7 +480,7 @@ def _acknowledge(
         )
         reason = verdict.reason
         if verdict.breaker:
-            _trip_breaker(app, session, ticket, reason, now)
+            _trip_breaker(app, session, ticket, verdict.breaker, reason, now)
     if template is None or reason:
         add_event(ticket, actor="postdesk", type="autoreply_suppressed", now=now, reason=reason)
         return 0
