@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from email import policy
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
@@ -85,12 +86,18 @@ def raw_values(message: Message, name: str) -> list[str]:
 
 
 def header_text(value: object) -> str:
-    text = value if isinstance(value, str) else str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
-        text, _ = decode(text.encode("ascii", "surrogateescape"))
+    text = _plain(value)
     if "=?" in text:
         text = _decode_words(text)
     return SPACES.sub(" ", CONTROL.sub(" ", text)).strip()[:MAX_HEADER_CHARS]
+
+
+def _plain(value: object) -> str:
+    """The field as text with raw 8-bit decoded, encoded words still encoded."""
+    text = value if isinstance(value, str) else str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        text, _ = decode(text.encode("ascii", "surrogateescape"))
+    return SPACES.sub(" ", CONTROL.sub(" ", text)).strip()
 
 
 def _decode_words(text: str) -> str:
@@ -107,13 +114,33 @@ def _decode_words(text: str) -> str:
 
 
 def addresses(message: Message, name: str) -> list[tuple[str, str]]:
-    """(display name, lower-case address) pairs; entries without an ``@`` are dropped."""
-    fields = [header_text(v) for v in raw_values(message, name)]
+    """(display name, lower-case address) pairs; entries without an ``@`` are dropped.
+
+    The standard library's RFC 5322 parser reads the field first, decoding encoded words
+    only inside display names as RFC 2047 requires: a name that decodes to
+    ``Ann\\r\\nBcc: victim@example.net`` stays a name. The lenient parser serves only
+    where the strict one gives up.
+    """
     result = []
-    for display, address in getaddresses(fields):
-        address = address.strip().strip("<>").lower()
-        if "@" in address and " " not in address and len(address) <= 320:
-            result.append((display.strip(), address))
+    for value in raw_values(message, name):
+        plain = _plain(value)
+        try:
+            parsed = policy.default.header_factory(name, plain)
+            pairs = [(a.display_name, a.addr_spec) for a in parsed.addresses]  # type: ignore[attr-defined]
+        except Exception:
+            try:
+                pairs = getaddresses([plain])
+            except (RecursionError, ValueError):
+                pairs = []
+        for display, address in pairs:
+            address = address.strip().strip("<>").lower()
+            if (
+                "@" in address
+                and " " not in address
+                and len(address) <= 320
+                and "=?" not in address
+            ):
+                result.append((header_text(display), address))
     return result
 
 
