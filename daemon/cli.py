@@ -272,6 +272,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Support figures for [since, until); the last 7 days until now unless told."""
+    from datetime import timedelta
+
+    from daemon.report import build, render
+
+    until = args.until or clock.now()
+    since = args.since or until - timedelta(days=7)
+    if since >= until:
+        print("--since must be before --until", file=sys.stderr)
+        return EX_USAGE
+    text = render(build(_app(args), since, until, args.by), "json" if args.json else args.format)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return EX_OK
+
+
 def cmd_rules_test(args: argparse.Namespace) -> int:
     from parsers import parse
     from rules.engine import evaluate
@@ -354,6 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("check-config", cmd_check_config, "validate config, rules and templates")
     p = add("status", cmd_status, "health of database and outbox")
     p.add_argument("--json", action="store_true")
+    p = add("report", cmd_report, "support metrics for a period (default: the last 7 days)")
+    p.add_argument("--since", type=instant, help="ISO 8601 start (inclusive)")
+    p.add_argument("--until", type=instant, help="ISO 8601 end (exclusive), default now")
+    p.add_argument("--by", choices=("queue", "agent", "priority"))
+    p.add_argument("--format", choices=("table", "json", "csv", "html"), default="table")
+    p.add_argument("--output", help="write to this file instead of standard output")
+    p.add_argument("--json", action="store_true", help="same as --format json")
 
     tickets = add("tickets", _usage, "list and show tickets")
     tsub = tickets.add_subparsers(dest="tickets_command", required=True)

@@ -28,6 +28,7 @@ from daemon.mail import (
     queue_alert,
     queue_notice,
 )
+from daemon.prometheus import INGESTED
 from parsers import parse
 from parsers.model import InboundMessage, Kind
 from parsers.references import verify_survey_token
@@ -51,6 +52,7 @@ log = logging.getLogger("postdesk.ingest")
 CREATED, APPENDED, DUPLICATE = "ticket_created", "appended", "duplicate"
 QUARANTINED, SUPPRESSED = "quarantined", "suppressed"
 REOPENABLE = ("resolved", "closed")
+MAX_COPIED = 20
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ def ingest(app: App, raw: bytes, source: str, now: datetime | None = None) -> In
             result = _process(app, session, msg, source, now)
     except IntegrityError:
         return IngestResult(DUPLICATE, reason="received concurrently by another process")
+    INGESTED.labels(source, result.outcome).inc()
     log.info(
         "message ingested",
         extra={
@@ -230,7 +233,7 @@ def _create(
     sla.schedule(app, ticket)
     session.add(ticket)
     add_participants(session, ticket, [msg.from_addr], "requester", app.own_addresses)
-    add_participants(session, ticket, [*msg.to, *msg.cc], "cc", app.own_addresses)
+    add_participants(session, ticket, _copied(msg), "cc", app.own_addresses)
     add_participants(session, ticket, decision.watchers, "watcher", app.own_addresses)
     session.flush()
     message = record_inbound(
@@ -271,7 +274,7 @@ def _append(
     message = record_inbound(
         session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now
     )
-    added = add_participants(session, ticket, [*msg.to, *msg.cc], "cc", app.own_addresses)
+    added = add_participants(session, ticket, _copied(msg), "cc", app.own_addresses)
     before = ticket.status
     if msg.kind == Kind.CUSTOMER and before in ("pending", "on_hold", *REOPENABLE):
         move(ticket, "open", now)
@@ -311,6 +314,12 @@ def _notify(
     for agent in agents_to_tell:
         queue_agent_notification(app, session, ticket, agent, event, message, now)
     return len(agents_to_tell)
+
+
+def _copied(msg: InboundMessage) -> list[str]:
+    """The To and Cc addresses that become participants: a mail to thousands of addresses
+    must not make our answers go to all of them."""
+    return [*msg.to, *msg.cc][:MAX_COPIED]
 
 
 def _context(

@@ -14,7 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from config.errors import ConfigError
 from config.schema import parse_host_port
-from daemon import clock, imap, listener
+from daemon import clock, imap, listener, prometheus
 from daemon.app import App
 from daemon.outbox import deliver_due
 from daemon.sweep import run as run_sweeps
@@ -45,6 +45,8 @@ class Service:
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         servers = await self._start_listeners()
+        listen = self.app.settings.metrics.listen
+        exporter = prometheus.start(self.app, listen) if listen else None
         # Pollers run in threads: they wake the sender through the loop, thread-safely.
         gateway = imap.Gateway(self.app, lambda: loop.call_soon_threadsafe(self.wake_sender))
         gateway.start()
@@ -73,6 +75,9 @@ class Service:
             server.close()
             await server.wait_closed()
         scheduler.shutdown(wait=False)
+        if exporter:
+            await asyncio.to_thread(exporter.shutdown)
+            exporter.server_close()
         await asyncio.to_thread(gateway.stop)
         self.mail_waiting.set()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from store.models import Event, Message, Outbox, Ticket
@@ -192,7 +192,8 @@ def report(
     business: BusinessTime,
     by: str | None = None,
 ) -> Report:
-    column = GROUPINGS[by] if by else literal("")
+    # Ungrouped, SQL still groups by queue (a literal key trips PostgreSQL); tallies() sums it.
+    column = GROUPINGS[by or "queue"]
     overall = _Tally()
     groups: dict[str, _Tally] = {}
 
@@ -212,6 +213,7 @@ def report(
     _count_events(session, column, since, until, tallies, daily)
     for key, sent in session.execute(
         select(column.label("key"), func.count())
+        .select_from(Outbox)
         .join(Ticket, Ticket.id == Outbox.ticket_id)
         .where(Outbox.kind == "survey", Outbox.created_at >= since, Outbox.created_at < until)
         .group_by(column)
@@ -273,7 +275,7 @@ def _count_ticket(
     done = _done(row)
     between = business(row.queue)
     first = None
-    if since <= row.first_response_at if row.first_response_at else False:
+    if row.first_response_at is not None and since <= row.first_response_at < until:
         first = (row.first_response_at - row.created_at).total_seconds()
         first_business = between(row.created_at, row.first_response_at).total_seconds()
     resolved = row.resolved_at is not None and since <= row.resolved_at < until
@@ -310,3 +312,160 @@ def _count_ticket(
         tally.backlog += open_at_end
         tally.backlog_past_sla += past_sla
     return first
+
+
+def _one_reply(session: Session, since: datetime, until: datetime) -> set[int]:
+    """Tickets resolved in the period with exactly one agent reply: first-contact resolution."""
+    return set(
+        session.scalars(
+            select(Message.ticket_id)
+            .join(Ticket, Ticket.id == Message.ticket_id)
+            .where(
+                Ticket.resolved_at >= since,
+                Ticket.resolved_at < until,
+                Message.kind == "agent",
+                Message.direction == "out",
+            )
+            .group_by(Message.ticket_id)
+            .having(func.count() == 1)
+        )
+    )
+
+
+def _count_events(
+    session: Session,
+    column: Any,
+    since: datetime,
+    until: datetime,
+    tallies: Callable[[str | None], tuple[_Tally, ...]],
+    daily: _Daily,
+) -> None:
+    in_period = (Event.at >= since, Event.at < until)
+    for key, sent in session.execute(
+        select(column.label("key"), func.count())
+        .select_from(Event)
+        .join(Ticket, Ticket.id == Event.ticket_id)
+        .where(Event.type == "autoreply_queued", *in_period)
+        .group_by(column)
+    ):
+        for tally in tallies(key):
+            tally.autoreplies_sent += sent
+    for key, kind, at, data in session.execute(
+        select(column.label("key"), Event.type, Event.at, Event.data)
+        .select_from(Event)
+        .join(Ticket, Ticket.id == Event.ticket_id)
+        .where(Event.type.in_(("autoreply_suppressed", "survey_answer")), *in_period)
+    ):
+        for tally in tallies(key):
+            if kind == "autoreply_suppressed":
+                tally.suppressed[str(data.get("reason", ""))] += 1
+            else:
+                tally.answered += 1
+                tally.satisfied += data.get("score", 0) >= SATISFIED
+        if kind == "survey_answer":
+            daily.answer(at, data.get("score", 0) >= SATISFIED)
+
+
+def _agents(session: Session, since: datetime, until: datetime) -> list[AgentFigures]:
+    rows = session.execute(
+        select(Message.from_addr, func.count(), func.count(Message.ticket_id.distinct()))
+        .where(
+            Message.kind == "agent",
+            Message.direction == "out",
+            Message.created_at >= since,
+            Message.created_at < until,
+        )
+        .group_by(Message.from_addr)
+    )
+    found = [AgentFigures(agent, replies, tickets) for agent, replies, tickets in rows]
+    return sorted(found, key=lambda a: (-a.replies, a.agent))
+
+
+def _histogram(seconds: list[float]) -> list[tuple[str, int]]:
+    counts = [0] * (len(HISTOGRAM_HOURS) + 1)
+    for value in seconds:
+        counts[bisect.bisect_left(HISTOGRAM_HOURS, value / 3600)] += 1
+    lows = (0, *HISTOGRAM_HOURS)
+    labels = [f"{low}-{high}h" for low, high in zip(lows, HISTOGRAM_HOURS, strict=False)]
+    return list(zip([*labels, f">{HISTOGRAM_HOURS[-1]}h"], counts, strict=True))
+
+
+class _Daily:
+    """Per-UTC-day counts; backlog at each day's end is created-before minus done-before."""
+
+    def __init__(self, since: datetime, until: datetime) -> None:
+        first = since.astimezone(UTC).date()
+        last = (until - timedelta(microseconds=1)).astimezone(UTC).date()
+        self.dates = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        self.ends = [
+            min(until, datetime.combine(d + timedelta(days=1), time(), UTC)) for d in self.dates
+        ]
+        self.since = since
+        self.created: list[datetime] = []
+        self.done: list[datetime] = []
+        self.answers: list[tuple[datetime, bool]] = []
+
+    def add(self, created: datetime, done: datetime | None) -> None:
+        self.created.append(created)
+        if done is not None:
+            self.done.append(done)
+
+    def answer(self, at: datetime, satisfied: bool) -> None:
+        self.answers.append((at, satisfied))
+
+    def _index(self, at: datetime) -> int:
+        return bisect.bisect_right(self.ends, at)
+
+    def days(self) -> list[Day]:
+        size = len(self.dates)
+        created, resolved, answered, satisfied = ([0] * size for _ in range(4))
+        for at in self.created:
+            if at >= self.since:
+                created[self._index(at)] += 1
+        for at in self.done:
+            if self.since <= at < self.ends[-1]:
+                resolved[self._index(at)] += 1
+        for at, happy in self.answers:
+            answered[self._index(at)] += 1
+            satisfied[self._index(at)] += happy
+        created_sorted, done_sorted = sorted(self.created), sorted(self.done)
+        return [
+            Day(
+                day=self.dates[n],
+                created=created[n],
+                resolved=resolved[n],
+                backlog=bisect.bisect_left(created_sorted, end)
+                - bisect.bisect_left(done_sorted, end),
+                surveys_answered=answered[n],
+                satisfied=satisfied[n],
+            )
+            for n, end in enumerate(self.ends)
+        ]
+
+
+def tickets_by_status(session: Session) -> dict[tuple[str, str], int]:
+    """(status, queue) -> tickets, for the Prometheus gauge read on every scrape."""
+    rows = session.execute(
+        select(Ticket.status, Ticket.queue, func.count()).group_by(Ticket.status, Ticket.queue)
+    )
+    return {(status, queue): n for status, queue, n in rows}
+
+
+def past_sla(session: Session, now: datetime) -> dict[str, int]:
+    """Unfinished tickets whose first-response or resolution target has passed."""
+    unfinished = Ticket.status.not_in(("resolved", "closed"))
+    late_answer = select(func.count()).where(
+        unfinished, Ticket.first_response_at.is_(None), Ticket.first_response_due < now
+    )
+    late_end = select(func.count()).where(unfinished, Ticket.resolution_due < now)
+    return {
+        "first_response": session.scalar(late_answer) or 0,
+        "resolution": session.scalar(late_end) or 0,
+    }
+
+
+def sla_events(session: Session) -> dict[str, int]:
+    """SLA warnings and breaches ever raised, by flag: a counter that only grows."""
+    flag = Event.data["flag"].as_string()
+    rows = session.execute(select(flag, func.count()).where(Event.type == "sla").group_by(flag))
+    return {str(name): n for name, n in rows}

@@ -1,0 +1,96 @@
+"""Prometheus metrics on `metrics.listen`.
+
+Ingest counts are kept by this process; everything else is read from the database on each
+scrape, so every instance sharing a database reports the same tickets, outbox and SLA state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from config.errors import ConfigError
+from config.schema import parse_host_port
+from daemon import clock
+from daemon.app import App
+from store import metrics
+from store.inbound import counts as inbound_counts
+from store.outbox import oldest_queued
+from store.outbox import summary as outbox_summary
+
+INGESTED = Counter(
+    "postdesk_ingested", "Messages ingested by this process", ["source", "outcome"], registry=None
+)
+
+
+class StoreCollector(Collector):
+    """Gauges computed by a few grouped queries at scrape time; nothing cached in memory."""
+
+    def __init__(self, app: App, now: Callable[[], datetime] = clock.now) -> None:
+        self.app = app
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.now()
+        with self.app.db.transaction() as session:
+            tickets = metrics.tickets_by_status(session)
+            outbox = outbox_summary(session)
+            oldest = oldest_queued(session)
+            inbound = inbound_counts(session)
+            late = metrics.past_sla(session, now)
+            flags = metrics.sla_events(session)
+        gauge = GaugeMetricFamily(
+            "postdesk_tickets", "Tickets by status and queue", labels=["status", "queue"]
+        )
+        for (status, queue), n in sorted(tickets.items()):
+            gauge.add_metric([status, queue], n)
+        yield gauge
+        gauge = GaugeMetricFamily(
+            "postdesk_outbox",
+            "Outgoing mail: queued is the backlog, failed gave up",
+            labels=["status"],
+        )
+        for status, n in sorted(outbox.items()):
+            gauge.add_metric([status], n)
+        yield gauge
+        yield GaugeMetricFamily(
+            "postdesk_outbox_oldest_queued_seconds",
+            "Age of the oldest undelivered mail (0 when none): a stuck outbox grows this",
+            value=(now - oldest).total_seconds() if oldest else 0.0,
+        )
+        gauge = GaugeMetricFamily(
+            "postdesk_inbound", "Received messages by outcome", labels=["status"]
+        )
+        for status, n in sorted(inbound.items()):
+            gauge.add_metric([status], n)
+        yield gauge
+        gauge = GaugeMetricFamily(
+            "postdesk_tickets_past_sla", "Unfinished tickets past an SLA target", labels=["target"]
+        )
+        for target, n in late.items():
+            gauge.add_metric([target], n)
+        yield gauge
+        counter = CounterMetricFamily(
+            "postdesk_sla_events", "SLA warnings and breaches raised", labels=["flag"]
+        )
+        for flag, n in sorted(flags.items()):
+            counter.add_metric([flag], n)
+        yield counter
+
+
+def start(app: App, listen: str) -> WSGIServer:
+    """Serve /metrics on ``listen`` (host:port) from a thread until shut down."""
+    registry = CollectorRegistry()
+    registry.register(INGESTED)
+    registry.register(StoreCollector(app))
+    try:
+        host, port = parse_host_port(listen)
+        server, _ = start_http_server(port, host, registry=registry)
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"metrics.listen: cannot listen on {listen}: {exc}") from exc
+    return server

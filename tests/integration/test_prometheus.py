@@ -1,0 +1,64 @@
+"""`metrics.listen`: ingest counts from this process, tickets, outbox and SLA state read from
+the database at scrape time."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterable
+
+import pytest
+from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from config.errors import ConfigError
+from daemon import prometheus
+from daemon.app import App
+from daemon.ingest import ingest
+from tests.helpers import free_port, mail
+from tests.integration.test_report import at, history
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(families: Iterable[Metric]) -> Samples:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in families
+        for s in family.samples
+    }
+
+
+def test_collector_counts_the_week(app: App) -> None:
+    history(app)
+    found = samples(prometheus.StoreCollector(app, lambda: at(23)).collect())
+    assert found["postdesk_tickets", (("queue", "ops"), ("status", "open"))] == 1  # T3
+    assert found["postdesk_tickets", (("queue", "ops"), ("status", "new"))] == 1  # T4
+    assert found["postdesk_tickets", (("queue", "general"), ("status", "closed"))] == 2
+    assert found["postdesk_outbox", (("status", "sent"),)] == 3  # three surveys
+    assert found["postdesk_outbox", (("status", "queued"),)] == 0
+    assert found["postdesk_outbox_oldest_queued_seconds", ()] == 0
+    # on the 23rd: T4 never answered; T3 resolution was due on the 20th (T7 is resolved)
+    assert found["postdesk_tickets_past_sla", (("target", "first_response"),)] == 1
+    assert found["postdesk_tickets_past_sla", (("target", "resolution"),)] == 1
+
+
+def test_exporter_serves_ingest_counts(app: App) -> None:
+    counter = prometheus.INGESTED.labels("smtp", "ticket_created")
+    before = counter._value.get()
+    assert ingest(app, mail().as_bytes(), "smtp", at(23, 10)).outcome == "ticket_created"
+    port = free_port()
+    server = prometheus.start(app, f"127.0.0.1:{port}")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            found = samples(text_string_to_metric_families(response.read().decode()))
+    finally:
+        server.shutdown()
+        server.server_close()
+    key = (("outcome", "ticket_created"), ("source", "smtp"))
+    assert found["postdesk_ingested_total", key] == before + 1
+    assert sum(v for (name, _), v in found.items() if name == "postdesk_tickets") == 1
+
+
+def test_bad_listen_address_is_a_config_error(app: App) -> None:
+    with pytest.raises(ConfigError, match=r"metrics\.listen"):
+        prometheus.start(app, "nowhere")
