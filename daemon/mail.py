@@ -337,12 +337,19 @@ def queue_alert(app: App, session: Session, subject: str, body: str, now: dateti
 
 
 def queue_internal(
-    app: App, session: Session, to: str, subject: str, body: str, now: datetime, kind: str
+    app: App,
+    session: Session,
+    to: str,
+    subject: str,
+    body: str,
+    now: datetime,
+    kind: str,
+    html: str | None = None,
 ) -> None:
-    """Mail to the admin or the managers that belongs to no ticket (alerts, digests)."""
+    """Mail to the admin or the managers that belongs to no ticket (alerts, digests, reports)."""
     sender = app.settings.support_addresses[0]
     mail = compose(
-        Rendered(f"[postdesk] {subject}", body + "\n"),
+        Rendered(f"[postdesk] {subject}", body + "\n", html),
         from_addr=sender,
         to=to,
         message_id=f"pd.{kind}.{secrets.token_hex(8)}@{sender.rpartition('@')[2]}",

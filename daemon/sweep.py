@@ -17,9 +17,9 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from autoreplies.render import Rendered
-from daemon import sla
+from daemon import report, sla
 from daemon.app import App
-from daemon.mail import queue_notice, send_to_customer
+from daemon.mail import queue_internal, queue_notice, send_to_customer
 from parsers.references import make_survey_token
 from store import sweeps
 from store.lifecycle import move
@@ -43,6 +43,7 @@ class SweepStats:
     sla_warnings: int = 0
     sla_breaches: int = 0
     digests: int = 0
+    reports: int = 0
 
 
 def run(app: App, now: datetime) -> SweepStats:
@@ -64,6 +65,7 @@ def run(app: App, now: datetime) -> SweepStats:
         app, lambda s: sweeps.due_sla(s, now, BATCH), lambda s, t: _check_sla(app, s, t, now, stats)
     )
     _digest(app, now, stats)
+    _weekly_report(app, now, stats)
     if any(asdict(stats).values()):
         log.info("sweep done", extra=asdict(stats))
     return stats
@@ -210,10 +212,38 @@ def _digest(app: App, now: datetime, stats: SweepStats) -> None:
                 f"{mark}#{ticket.number} [{ticket.priority}] {ticket.subject[:60]} — "
                 f"{ticket.queue}, {_age(age)} old, {state}, temperature {temperature(ticket, now)}"
             )
-        queue_notice(
-            app, session, waiting[0], managers, "unassigned tickets digest", "\n".join(lines), now
+        queue_internal(
+            app, session, managers, "unassigned tickets", "\n".join(lines), now, "notice"
         )
         stats.digests += 1
+
+
+def _weekly_report(app: App, now: datetime, stats: SweepStats) -> None:
+    """On Mondays after `lifecycle.digest_at`: last week's figures to the managers, once."""
+    lifecycle = app.settings.lifecycle
+    managers = lifecycle.managers
+    local = now.astimezone(app.policy.calendar("").zone)
+    if (
+        not managers
+        or local.weekday() != 0
+        or local.time() < time.fromisoformat(lifecycle.digest_at)
+    ):
+        return
+    figures = report.build(app, now - timedelta(days=7), now)
+    with app.db.transaction() as session:
+        if not sweeps.claim_day(session, "weekly_report", int(local.strftime("%Y%m%d"))):
+            return
+        queue_internal(
+            app,
+            session,
+            managers,
+            "weekly support report",
+            report.render(figures, "table"),
+            now,
+            "notice",
+            html=report.render(figures, "html"),
+        )
+    stats.reports += 1
 
 
 def _age(age: timedelta) -> str:

@@ -239,3 +239,19 @@ def test_concurrent_sweeps_send_each_reminder_once(make_desk: Callable[..., App]
         thread.join()
     assert sum(totals) == 30
     assert len(outbox(desks[0], "reminder")) == 30
+
+
+def test_weekly_report_goes_to_the_managers_on_monday_once(make_desk: Callable[..., App]) -> None:
+    desk = make_desk()
+    open_ticket(desk, MONDAY - 3 * DAY)
+    agent_answers(desk, 1, "#resolve\nDone.", MONDAY - 2 * DAY)
+    assert run(desk, datetime(2026, 11, 30, 8, 59, tzinfo=UTC)).reports == 0
+    assert run(desk, datetime(2026, 11, 30, 9, 0, tzinfo=UTC)).reports == 1
+    assert run(desk, datetime(2026, 11, 30, 15, 0, tzinfo=UTC)).reports == 0
+    assert run(desk, datetime(2026, 12, 1, 9, 0, tzinfo=UTC)).reports == 0  # Tuesday
+    (weekly,) = [m for m in outbox(desk, "notice") if "weekly" in str(m["Subject"])]
+    assert str(weekly["To"]) == "managers@example.com"
+    html = weekly.get_body(("html",))
+    assert html is not None and "<svg" in html.get_content()
+    plain = weekly.get_body(("plain",))
+    assert plain is not None and "created" in plain.get_content().lower()

@@ -7,8 +7,10 @@ import csv
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -323,3 +325,58 @@ def test_cli_refuses_an_empty_period(make_desk: Callable[..., App]) -> None:
         check=False,
     )
     assert done.returncode == 64
+
+
+def png_colours(png: bytes) -> int:
+    """Distinct pixel values in a PNG, read with the standard library only."""
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    position, data, width = 8, b"", 0
+    while position < len(png):
+        length = int.from_bytes(png[position : position + 4], "big")
+        kind = png[position + 4 : position + 8]
+        chunk = png[position + 8 : position + 8 + length]
+        if kind == b"IHDR":
+            width = int.from_bytes(chunk[:4], "big")
+        elif kind == b"IDAT":
+            data += chunk
+        position += 12 + length
+    pixels = zlib.decompress(data)
+    stride = 1 + width * 4 if len(pixels) % (1 + width * 4) == 0 else 1 + width * 3
+    rows = [pixels[i + 1 : i + stride] for i in range(0, len(pixels), stride)]
+    return len({row[j : j + 3] for row in rows[::7] for j in range(0, len(row), 12)})
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_html_report_draws_its_charts_in_a_real_browser(
+    make_desk: Callable[..., App], tmp_path: Path
+) -> None:
+    app = make_desk(ALWAYS_OPEN)
+    history(app)
+    page = tmp_path / "report.html"
+    postdesk(app, *PERIOD, "--format", "html", "--output", str(page))
+    shot = tmp_path / "report.png"
+    done = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1200,1600",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert shot.exists(), done.stderr.decode(errors="replace")
+    assert png_colours(shot.read_bytes()) > 40
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert dom.count("<svg") == 5 and dom.count("<rect") > 10
