@@ -65,7 +65,8 @@ class SmtpRelay(Secret):
     port: int = 25
     security: Literal["tls", "starttls", "none"] = "none"
     username: str | None = None
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0, le=60)
+    """Seconds per relay operation; at most 60, so one attempt ends well within a claim."""
 
 
 class Outgoing(Strict):

@@ -26,7 +26,9 @@ from store.db import Database
 
 log = logging.getLogger("postdesk.outbox")
 
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(minutes=2)
+"""Longer than one delivery attempt can take (the relay timeout), so a live sender never
+loses its claim; short, so a crash delays the one claimed mail by at most this much."""
 
 
 class DeliveryError(Exception):
@@ -139,7 +141,7 @@ def deliver_due(db: Database, settings: Settings, now: datetime | None = None) -
             with db.transaction() as session:
                 rows = [
                     (r.id, list(r.recipients), bytes(r.content), r.attempts)
-                    for r in outbox.claim_due(session, run.now, LEASE)
+                    for r in outbox.claim_due(session, run.now, LEASE, limit=1)
                 ]
             if not rows:
                 return run.stats

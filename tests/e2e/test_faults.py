@@ -1,0 +1,80 @@
+"""Faults injected into a running daemon: `kill -9` while mail streams in. Afterwards every
+message is exactly one ticket with exactly one acknowledgement row; delivery is at least once,
+so a kill between the relay's 250 and our commit may repeat one mail (same Message-ID)."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.conftest import Daemon, Sink
+from tests.e2e.test_daemon import postdesk
+from tests.helpers import free_port, mail
+
+MESSAGES = 300
+KILL_AFTER = (40, 110, 190)
+
+
+def test_kill_minus_nine_loses_nothing_and_creates_nothing_twice(
+    write_config: Callable[..., Path],
+    start_daemon: Callable[[Path], Daemon],
+    smtp_sink: tuple[Sink, int],
+    tmp_path: Path,
+) -> None:
+    sink, sink_port = smtp_sink
+    port = free_port()
+    config = write_config(
+        listen={"smtp": f"127.0.0.1:{port}"},
+        outgoing={"smtp": {"host": "127.0.0.1", "port": sink_port}},
+    )
+    up = threading.Event()
+
+    def customers() -> None:
+        """Like an MTA: every message is retried until the daemon answers 250."""
+        for i in range(MESSAGES):
+            message = mail(sender=f"customer{i}@example.org", subject=f"Question {i}")
+            while True:
+                up.wait()
+                try:
+                    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+                        client.send_message(message)
+                    break
+                except (OSError, smtplib.SMTPException):
+                    continue  # killed mid-transaction: wait until it is back, send again
+
+    daemon = start_daemon(config)
+    up.set()
+    sender = threading.Thread(target=customers)
+    sender.start()
+    for count in KILL_AFTER:
+        sink.wait_for(count, timeout=60)
+        up.clear()
+        daemon.process.kill()
+        daemon.process.wait(timeout=30)
+        daemon = start_daemon(config)
+        up.set()
+    sender.join(timeout=120)
+    assert not sender.is_alive()
+    daemon.process.terminate()
+    assert daemon.process.wait(timeout=30) == 0
+    later = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    flushed = postdesk(config, "send-outbox", "--now", later)
+    assert flushed.returncode == 0, flushed.stderr.decode()
+
+    database = sqlite3.connect(tmp_path / "data" / "postdesk.db")
+    assert database.execute("SELECT count(*) FROM tickets").fetchone() == (MESSAGES,)
+    acks = database.execute(
+        "SELECT count(*), count(DISTINCT ticket_id), min(status), max(status) FROM outbox "
+        "WHERE kind = 'autoreply'"
+    ).fetchone()
+    assert acks == (MESSAGES, MESSAGES, "sent", "sent")
+    delivered = [parsed["In-Reply-To"] for parsed in sink.wait_for(MESSAGES)]
+    assert len(set(delivered)) == MESSAGES
+    assert len(delivered) - MESSAGES <= len(KILL_AFTER)
+    status = json.loads(postdesk(config, "status", "--json").stdout)
+    assert status["outbox"]["queued"] == 0
