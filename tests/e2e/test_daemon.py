@@ -334,6 +334,7 @@ def test_sweep_command_runs_due_work_once(write_config: Callable[..., Path]) -> 
         "sla_warnings": 2,
         "sla_breaches": 2,
         "digests": 0,
+        "reports": 0,
     }
     again = json.loads(postdesk(config, "sweep", "--now", later).stdout)
     assert set(again.values()) == {0}
