@@ -211,6 +211,11 @@ def _create(
     if decision.spam:
         return _finish(inbound, QUARANTINED, f"spam by rules: {', '.join(decision.matched)}", None)
     ticket = Ticket(
+        messages=[],
+        events=[],
+        participants=[],
+        sla_flags=[],
+        reminders_sent=0,
         number=next_number(session),
         subject=msg.subject.strip() or "(no subject)",
         status="new",
@@ -433,16 +438,22 @@ def _record_bounce(
 
 
 def _history(session: Session, ticket: Ticket, now: datetime) -> History:
+    """Counted before this transaction's own rows are flushed: they are not history yet."""
     hour, day = now - timedelta(hours=1), now - timedelta(days=1)
-    blocked = suppressions.active(session, ticket.requester, now)
-    return History(
-        to_sender_last_day=outbox.count_recent(session, AUTOREPLIES, day, to_addr=ticket.requester),
-        for_ticket_last_hour=outbox.count_recent(session, AUTOREPLIES, hour, ticket_id=ticket.id),
-        total_last_hour=outbox.count_recent(session, AUTOMATIC, hour),
-        suppressed=f"{blocked.reason} (until {blocked.until:%Y-%m-%d %H:%M} UTC)"
-        if blocked
-        else "",
-    )
+    with session.no_autoflush:
+        blocked = suppressions.active(session, ticket.requester, now)
+        return History(
+            to_sender_last_day=outbox.count_recent(
+                session, AUTOREPLIES, day, to_addr=ticket.requester
+            ),
+            for_ticket_last_hour=outbox.count_recent(
+                session, AUTOREPLIES, hour, ticket_id=ticket.id
+            ),
+            total_last_hour=outbox.count_recent(session, AUTOMATIC, hour),
+            suppressed=f"{blocked.reason} (until {blocked.until:%Y-%m-%d %H:%M} UTC)"
+            if blocked
+            else "",
+        )
 
 
 def _trip_breaker(
