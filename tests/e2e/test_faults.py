@@ -5,8 +5,12 @@ so a kill between the relay's 250 and our commit may repeat one mail (same Messa
 from __future__ import annotations
 
 import json
+import resource
+import signal
 import smtplib
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,7 +18,7 @@ from pathlib import Path
 
 from tests.conftest import Daemon, Sink
 from tests.e2e.test_daemon import postdesk
-from tests.helpers import free_port, mail
+from tests.helpers import free_port, mail, read_until
 
 MESSAGES = 300
 KILL_AFTER = (40, 110, 190)
@@ -78,3 +82,64 @@ def test_kill_minus_nine_loses_nothing_and_creates_nothing_twice(
     assert len(delivered) - MESSAGES <= len(KILL_AFTER)
     status = json.loads(postdesk(config, "status", "--json").stdout)
     assert status["outbox"]["queued"] == 0
+
+
+def _disk_limit(limit: int) -> Callable[[], None]:
+    """Files the process writes may not grow past ``limit`` bytes: a full disk, as the kernel
+    reports it (EFBIG), without needing a real one."""
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    return apply
+
+
+def test_full_disk_makes_ingest_exit_75_and_nothing_is_lost(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = write_config()
+    assert postdesk(config, "db", "upgrade").returncode == 0
+    big = mail(body="A long log follows.\n" + "log line 0123456789\n" * 20_000).as_bytes()
+    full = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "--config", str(config), "ingest"],
+        input=big,
+        capture_output=True,
+        timeout=60,
+        preexec_fn=_disk_limit(64 * 1024),
+    )
+    assert full.returncode == 75, full.stderr.decode()
+    assert b"cannot store blob" in full.stderr and b"File too large" in full.stderr
+    retried = postdesk(config, "ingest", stdin=big)
+    assert retried.returncode == 0, retried.stderr.decode()
+    (ticket,) = json.loads(postdesk(config, "tickets", "list", "--json").stdout)
+    assert ticket["number"] == 1
+
+
+def test_full_disk_makes_the_listener_answer_451(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    port = free_port()
+    config = write_config(listen={"smtp": f"127.0.0.1:{port}"})
+    assert postdesk(config, "db", "upgrade").returncode == 0
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
+        stderr=subprocess.PIPE,
+        bufsize=0,
+        cwd=tmp_path,
+        preexec_fn=_disk_limit(64 * 1024),
+    )
+    log: list[str] = []
+    try:
+        read_until(daemon, "postdesk ready", log, timeout=30)
+        big = mail(body="A long log follows.\n" + "log line 0123456789\n" * 20_000)
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            try:
+                client.send_message(big)
+                raise AssertionError("a full disk must not be answered with 250")
+            except smtplib.SMTPDataError as exc:
+                assert exc.smtp_code == 451
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+    assert json.loads(postdesk(config, "tickets", "list", "--json").stdout) == []
