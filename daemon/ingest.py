@@ -28,7 +28,7 @@ from daemon.mail import (
     queue_alert,
     queue_notice,
 )
-from daemon.prometheus import INGESTED
+from daemon.prometheus import AUTOREPLY_DECISIONS, INGESTED
 from parsers import parse
 from parsers.model import InboundMessage, Kind
 from parsers.references import verify_survey_token
@@ -503,7 +503,9 @@ def _acknowledge(
             _trip_breaker(app, session, ticket, verdict.breaker, reason, now)
     if template is None or reason:
         add_event(ticket, actor="postdesk", type="autoreply_suppressed", now=now, reason=reason)
+        AUTOREPLY_DECISIONS.labels("rules" if template is None else "policy").inc()
         return 0
+    AUTOREPLY_DECISIONS.labels("sent").inc()
     queue_acknowledgement(app, session, ticket, msg, template, decision, now)
     add_event(ticket, actor="postdesk", type="autoreply_queued", now=now, template=template)
     return 1

@@ -26,6 +26,12 @@ from store.outbox import summary as outbox_summary
 INGESTED = Counter(
     "postdesk_ingested", "Messages ingested by this process", ["source", "outcome"], registry=None
 )
+AUTOREPLY_DECISIONS = Counter(
+    "postdesk_autoreplies",
+    "Acknowledgement decisions of this process: sent, suppressed by rules or by the policy",
+    ["decision"],
+    registry=None,
+)
 
 
 class StoreCollector(Collector):
@@ -87,6 +93,7 @@ def start(app: App, listen: str) -> WSGIServer:
     """Serve /metrics on ``listen`` (host:port) from a thread until shut down."""
     registry = CollectorRegistry()
     registry.register(INGESTED)
+    registry.register(AUTOREPLY_DECISIONS)
     registry.register(StoreCollector(app))
     try:
         host, port = parse_host_port(listen)

@@ -45,6 +45,7 @@ def test_collector_counts_the_week(app: App) -> None:
 def test_exporter_serves_ingest_counts(app: App) -> None:
     counter = prometheus.INGESTED.labels("smtp", "ticket_created")
     before = counter._value.get()
+    sent_before = prometheus.AUTOREPLY_DECISIONS.labels("sent")._value.get()
     assert ingest(app, mail().as_bytes(), "smtp", at(23, 10)).outcome == "ticket_created"
     port = free_port()
     server = prometheus.start(app, f"127.0.0.1:{port}")
@@ -56,6 +57,7 @@ def test_exporter_serves_ingest_counts(app: App) -> None:
         server.server_close()
     key = (("outcome", "ticket_created"), ("source", "smtp"))
     assert found["postdesk_ingested_total", key] == before + 1
+    assert found["postdesk_autoreplies_total", (("decision", "sent"),)] == sent_before + 1
     assert sum(v for (name, _), v in found.items() if name == "postdesk_tickets") == 1
 
 
