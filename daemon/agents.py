@@ -112,6 +112,7 @@ def handle(
         queued += 1
         outcome.done.append(f"answer sent to {ticket.requester}")
         ticket.first_response_at = ticket.first_response_at or now
+        ticket.unanswered = 0
         sla.reschedule(app, ticket)
         if not status_given:
             move(ticket, "pending", now, app.reminder_at(ticket, now))

@@ -216,6 +216,7 @@ def _create(
         participants=[],
         sla_flags=[],
         reminders_sent=0,
+        unanswered=1,
         number=next_number(session),
         subject=msg.subject.strip() or "(no subject)",
         status="new",
@@ -281,6 +282,8 @@ def _append(
     )
     added = add_participants(session, ticket, _copied(msg), "cc", app.own_addresses)
     before = ticket.status
+    if msg.kind == Kind.CUSTOMER:
+        ticket.unanswered += 1
     if msg.kind == Kind.CUSTOMER and before in ("pending", "on_hold", *REOPENABLE):
         move(ticket, "open", now)
         if before in REOPENABLE:

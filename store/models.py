@@ -101,6 +101,8 @@ class Ticket(Base):
     """The next SLA warning or breach moment; None once nothing is left to check."""
     sla_flags: Mapped[list[str]] = mapped_column(default=list)
     csat_score: Mapped[int | None]
+    unanswered: Mapped[int] = mapped_column(default=0)
+    """Customer mails since the last agent answer: each one makes the ticket hotter."""
     related_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
 
     participants: Mapped[list[Participant]] = relationship(

@@ -11,7 +11,8 @@ CLOSED_STATES = ("resolved", "closed")
 
 
 def temperature(ticket: Ticket, now: datetime) -> float:
-    """Priority, plus the share of the running SLA already used, plus age and reopens."""
+    """Priority, the share of the running SLA already used, customer mails still waiting for
+    an answer, age and reopens."""
     if ticket.status in CLOSED_STATES:
         return 0.0
     heat = PRIORITY_HEAT.get(ticket.priority, 20.0)
@@ -20,5 +21,6 @@ def temperature(ticket: Ticket, now: datetime) -> float:
         used = (now - ticket.created_at) / (due - ticket.created_at)
         heat += 30.0 * min(max(used, 0.0), 2.0)
     heat += min((now - ticket.created_at).total_seconds() / 86400.0, 10.0)
+    heat += 4.0 * min(ticket.unanswered or 0, 5)
     heat += 5.0 * ticket.reopen_count
     return round(heat, 1)

@@ -255,3 +255,16 @@ def test_weekly_report_goes_to_the_managers_on_monday_once(make_desk: Callable[.
     assert html is not None and "<svg" in html.get_content()
     plain = weekly.get_body(("plain",))
     assert plain is not None and "created" in plain.get_content().lower()
+
+
+def test_unanswered_customer_mails_make_a_ticket_hotter(make_desk: Callable[..., App]) -> None:
+    desk = make_desk()
+    open_ticket(desk, subject="First", sender="a@example.org")
+    open_ticket(desk, subject="Second", sender="b@example.org")
+    for body in ("Any news?", "Hello??"):
+        follow_up = mail(sender="b@example.org", subject="Re: [#2] Second", body=body)
+        ingest(desk, follow_up.as_bytes(), "smtp", MONDAY)
+    hot, cold = show(desk, 2), show(desk, 1)
+    assert hot["temperature"] > cold["temperature"]
+    agent_answers(desk, 2, "Sorry for the wait, here is the fix.", MONDAY)
+    assert show(desk, 2)["temperature"] <= show(desk, 1)["temperature"]
