@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Summary, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -20,9 +21,13 @@ from daemon import clock
 from daemon.app import App
 from store import metrics
 from store.inbound import counts as inbound_counts
+from store.mailboxes import health as mailbox_health
 from store.outbox import oldest_queued
 from store.outbox import summary as outbox_summary
 
+SWEEP_SECONDS = Summary(
+    "postdesk_sweep_seconds", "Duration of the timed sweeps of this process", registry=None
+)
 INGESTED = Counter(
     "postdesk_ingested", "Messages ingested by this process", ["source", "outcome"], registry=None
 )
@@ -50,6 +55,7 @@ class StoreCollector(Collector):
             inbound = inbound_counts(session)
             late = metrics.past_sla(session, now)
             flags = metrics.sla_events(session)
+            mailboxes = mailbox_health(session, [m.name for m in self.app.settings.mailboxes], now)
         gauge = GaugeMetricFamily(
             "postdesk_tickets", "Tickets by status and queue", labels=["status", "queue"]
         )
@@ -87,6 +93,30 @@ class StoreCollector(Collector):
         for flag, n in sorted(flags.items()):
             counter.add_metric([flag], n)
         yield counter
+        yield from _mailbox_gauges(mailboxes, now)
+
+
+def _mailbox_gauges(mailboxes: list[dict[str, Any]], now: datetime) -> Iterator[Metric]:
+    """IMAP health per mailbox: the alerting rule "has mail, fetched nothing" needs these."""
+    connected = GaugeMetricFamily(
+        "postdesk_mailbox_connected", "1 while a poller holds the mailbox", labels=["mailbox"]
+    )
+    backlog = GaugeMetricFamily(
+        "postdesk_mailbox_backlog", "Messages waiting in the mailbox", labels=["mailbox"]
+    )
+    since = GaugeMetricFamily(
+        "postdesk_mailbox_last_success_age_seconds",
+        "Seconds since the last successful poll",
+        labels=["mailbox"],
+    )
+    for box in mailboxes:
+        connected.add_metric([box["name"]], 1.0 if box["connected"] else 0.0)
+        if box["backlog"] is not None:
+            backlog.add_metric([box["name"]], box["backlog"])
+        if box["last_success"]:
+            age = now - datetime.fromisoformat(box["last_success"])
+            since.add_metric([box["name"]], age.total_seconds())
+    yield from (connected, backlog, since)
 
 
 def start(app: App, listen: str) -> WSGIServer:
@@ -94,6 +124,7 @@ def start(app: App, listen: str) -> WSGIServer:
     registry = CollectorRegistry()
     registry.register(INGESTED)
     registry.register(AUTOREPLY_DECISIONS)
+    registry.register(SWEEP_SECONDS)
     registry.register(StoreCollector(app))
     try:
         host, port = parse_host_port(listen)

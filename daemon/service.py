@@ -23,7 +23,7 @@ from store.schema import ensure_current
 log = logging.getLogger("postdesk.service")
 
 SENDER_FALLBACK_SECONDS = 30.0
-SWEEP_SECONDS = 60
+SWEEP_INTERVAL = 60
 WATCH_SECONDS = 2.0
 
 
@@ -54,7 +54,7 @@ class Service:
         scheduler.add_job(
             self._sweep,
             "interval",
-            seconds=SWEEP_SECONDS,
+            seconds=SWEEP_INTERVAL,
             max_instances=1,
             coalesce=True,
             next_run_time=clock.now(),
@@ -122,7 +122,8 @@ class Service:
     async def _sweep(self) -> None:
         """APScheduler only triggers this; what is due lives in the database."""
         try:
-            stats = await asyncio.to_thread(run_sweeps, self.app, clock.now())
+            with prometheus.SWEEP_SECONDS.time():
+                stats = await asyncio.to_thread(run_sweeps, self.app, clock.now())
         except Exception:
             log.exception("sweep failed; the next one retries")
             return

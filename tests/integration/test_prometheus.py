@@ -4,7 +4,9 @@ the database at scrape time."""
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client.core import Metric
@@ -14,6 +16,8 @@ from config.errors import ConfigError
 from daemon import prometheus
 from daemon.app import App
 from daemon.ingest import ingest
+from store.models import MailboxState
+from store.schema import ensure_current
 from tests.helpers import free_port, mail
 from tests.integration.test_report import at, history
 
@@ -64,3 +68,33 @@ def test_exporter_serves_ingest_counts(app: App) -> None:
 def test_bad_listen_address_is_a_config_error(app: App) -> None:
     with pytest.raises(ConfigError, match=r"metrics\.listen"):
         prometheus.start(app, "nowhere")
+
+
+def test_mailbox_health_gauges(write_config: Callable[..., Path], database_url: str) -> None:
+    mailbox = {
+        "name": "support",
+        "host": "imap.example.com",
+        "username": "u",
+        "password_env": "HOME",
+    }
+    app = App.open(str(write_config(database=database_url, mailboxes=[mailbox])))
+    ensure_current(app.db)
+    now = at(23, 10)
+    with app.db.transaction() as session:
+        session.add(
+            MailboxState(
+                name="support",
+                last_uid=7,
+                connected=True,
+                backlog=3,
+                last_error="",
+                lease_holder="host-1",
+                lease_expires_at=now + timedelta(seconds=60),
+                last_success_at=now - timedelta(seconds=90),
+            )
+        )
+    found = samples(prometheus.StoreCollector(app, lambda: now).collect())
+    app.db.dispose()
+    assert found["postdesk_mailbox_connected", (("mailbox", "support"),)] == 1
+    assert found["postdesk_mailbox_backlog", (("mailbox", "support"),)] == 3
+    assert found["postdesk_mailbox_last_success_age_seconds", (("mailbox", "support"),)] == 90
