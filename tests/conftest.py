@@ -72,14 +72,27 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def app(write_config: Callable[..., Path], database_url: str) -> Iterator[Any]:
+def open_app(write_config: Callable[..., Path], database_url: str) -> Iterator[Callable[..., Any]]:
+    """Open an App on this test's database with config overrides; all closed at teardown."""
     from daemon.app import App
     from store.schema import ensure_current
 
-    application = App.open(str(write_config(database=database_url)))
-    ensure_current(application.db)
-    yield application
-    application.db.dispose()
+    opened: list[App] = []
+
+    def open_(**overrides: Any) -> App:
+        application = App.open(str(write_config(database=database_url, **overrides)))
+        ensure_current(application.db)
+        opened.append(application)
+        return application
+
+    yield open_
+    for application in opened:
+        application.db.dispose()
+
+
+@pytest.fixture
+def app(open_app: Callable[..., Any]) -> Any:
+    return open_app()
 
 
 @dataclass

@@ -20,7 +20,6 @@ from daemon.imap import Poller, Timing
 from daemon.ingest import ingest
 from store import mailboxes
 from store.models import Inbound, MailboxState, Outbox, Ticket
-from store.schema import ensure_current
 from tests.helpers import mail
 from tests.imap_server import PASSWORD, USER, Dovecot
 
@@ -38,14 +37,10 @@ POISON = b"Subject: who sent this?\r\n\r\nno sender anywhere\r\n"
 
 @pytest.fixture
 def make_app(
-    write_config: Callable[..., Path],
-    database_url: str,
-    dovecot: Dovecot,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Callable[..., App]]:
+    open_app: Callable[..., App], dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., App]:
     """An App whose one mailbox "support" is the Dovecot user's, with overrides."""
     monkeypatch.setenv("POSTDESK_TEST_IMAP_PASSWORD", PASSWORD)
-    opened: list[App] = []
 
     def make(**mailbox: Any) -> App:
         config = {
@@ -58,17 +53,9 @@ def make_app(
             "poll_interval": "1h",  # only IDLE can deliver in time
             **mailbox,
         }
-        path = write_config(
-            database=database_url, mailboxes=[config], admin_address="admin@example.com"
-        )
-        app = App.open(str(path))
-        ensure_current(app.db)
-        opened.append(app)
-        return app
+        return open_app(mailboxes=[config], admin_address="admin@example.com")
 
-    yield make
-    for app in opened:
-        app.db.dispose()
+    return make
 
 
 @contextmanager

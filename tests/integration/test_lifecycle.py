@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -20,7 +19,6 @@ from daemon.ingest import ingest
 from daemon.sweep import run
 from parsers.references import make_agent_token
 from store.models import Outbox, Ticket
-from store.schema import ensure_current
 from store.tickets import detail, load_ticket
 from tests.helpers import mail, parse_mail
 
@@ -29,12 +27,9 @@ DAY = timedelta(days=1)
 
 
 @pytest.fixture
-def make_desk(write_config: Callable[..., Path], database_url: str) -> Iterator[Callable[..., App]]:
-    opened: list[App] = []
-
+def make_desk(open_app: Callable[..., App]) -> Callable[..., App]:
     def make(**overrides: Any) -> App:
         settings: dict[str, Any] = {
-            "database": database_url,
             "admin_address": "admin@example.com",
             "queues": [
                 {"name": "general", "escalation": "leads@example.com"},
@@ -44,15 +39,9 @@ def make_desk(write_config: Callable[..., Path], database_url: str) -> Iterator[
             "business_hours": {"timezone": "UTC", "week": {"mon-fri": "09:00-18:00"}},
             "lifecycle": {"managers": "managers@example.com", "digest_at": "09:00"},
         }
-        settings.update(overrides)
-        app = App.open(str(write_config(**settings)))
-        ensure_current(app.db)
-        opened.append(app)
-        return app
+        return open_app(**{**settings, **overrides})
 
-    yield make
-    for app in opened:
-        app.db.dispose()
+    return make
 
 
 def open_ticket(app: App, at: datetime = MONDAY, **kwargs: Any) -> int:

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,6 @@ import pytest
 from daemon.app import App
 from daemon.report import build, render
 from store.models import Event, Message, Outbox, Ticket
-from store.schema import ensure_current
 
 SINCE = datetime(2026, 11, 16, tzinfo=UTC)  # a Monday
 UNTIL = SINCE + timedelta(days=7)
@@ -36,18 +35,8 @@ def at(day: int, hour: float = 0) -> datetime:
 
 
 @pytest.fixture
-def make_desk(write_config: Callable[..., Path], database_url: str) -> Iterator[Callable[..., App]]:
-    opened: list[App] = []
-
-    def make(hours: dict[str, Any]) -> App:
-        app = App.open(str(write_config(database=database_url, business_hours=hours)))
-        ensure_current(app.db)
-        opened.append(app)
-        return app
-
-    yield make
-    for app in opened:
-        app.db.dispose()
+def make_desk(open_app: Callable[..., App]) -> Callable[..., App]:
+    return lambda hours: open_app(business_hours=hours)
 
 
 def ticket(number: int, queue: str, priority: str, assignee: str | None, **stamps: Any) -> Ticket:
