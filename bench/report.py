@@ -10,19 +10,16 @@ then times the weekly report (overall, by queue, and as HTML) in weekday busines
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import yaml
+from scratch import scratch_app
 from sqlalchemy import insert, select
 
 from daemon.app import App
 from daemon.report import build, render
 from store.models import Event, Message, Ticket
-from store.schema import ensure_current
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 CHUNK = 20_000
@@ -112,19 +109,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--database", help="SQLAlchemy URL of an empty database")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "config.yaml"
-        settings = {
-            "data_dir": str(Path(tmp) / "data"),
-            "listen": {"smtp": None},
-            "outgoing": {"maildir": str(Path(tmp) / "sent")},
-            "queues": [{"name": q} for q in QUEUES],
-        }
-        if args.database:
-            settings["database"] = args.database
-        config.write_text(yaml.safe_dump(settings))
-        app = App.open(str(config))
-        ensure_current(app.db)
+    with scratch_app(args.database, queues=[{"name": q} for q in QUEUES]) as app:
         started = time.perf_counter()
         fill(app, args.tickets, args.days)
         print(f"filled {args.tickets} tickets in {time.perf_counter() - started:.1f} s")
@@ -134,7 +119,6 @@ def main() -> None:
         timed(f"report, last {args.days} days", lambda: build(app, *month))
         timed(f"report, last {args.days} days by queue", lambda: build(app, *month, "queue"))
         timed(f"HTML, last {args.days} days", lambda: render(build(app, *month), "html"))
-        app.db.dispose()
 
 
 if __name__ == "__main__":

@@ -10,18 +10,15 @@ nothing due (the cost of looking) and one that sends the reminders (looking plus
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import yaml
+from scratch import scratch_app
 from sqlalchemy import insert
 
 from daemon.app import App
 from daemon.sweep import run
 from store.models import Ticket
-from store.schema import ensure_current
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 CHUNK = 20_000
@@ -63,18 +60,7 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=300)
     parser.add_argument("--database", help="SQLAlchemy URL of an empty database")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "config.yaml"
-        settings = {
-            "data_dir": str(Path(tmp) / "data"),
-            "listen": {"smtp": None},
-            "outgoing": {"maildir": str(Path(tmp) / "sent")},
-        }
-        if args.database:
-            settings["database"] = args.database
-        config.write_text(yaml.safe_dump(settings))
-        app = App.open(str(config))
-        ensure_current(app.db)
+    with scratch_app(args.database) as app:
         started = time.perf_counter()
         fill(app, args.tickets, args.due)
         print(f"filled {args.tickets} tickets in {time.perf_counter() - started:.1f} s")
@@ -90,7 +76,6 @@ def main() -> None:
             f"sweep sending {busy.reminders} reminders: {worked * 1000:.0f} ms "
             f"({worked / busy.reminders * 1000:.2f} ms per reminder)"
         )
-        app.db.dispose()
 
 
 if __name__ == "__main__":
