@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from config.schema import Autoreply
 from parsers.classify import autoreply_header
 from parsers.model import InboundMessage, Kind
+from parsers.references import base_address
 
 NO_REPLY = re.compile(
     r"^(mailer-?daemon|mail-daemon|postmaster|no-?reply|do-?not-?reply|bounces?|listserv"
@@ -95,12 +96,12 @@ def _message_reason(msg: InboundMessage, own: frozenset[str], loop_marker: str) 
     """Why this message must never be answered automatically, whatever the limits."""
     headers = msg.headers
     sender = msg.from_addr
-    local, _, domain = sender.rpartition("@")
+    local = sender.rpartition("@")[0]
     if msg.kind != Kind.CUSTOMER:
         return f"{msg.kind} mail: {msg.kind_reason}"
     if not sender:
         return "no sender address"
-    if f"{local.split('+', 1)[0]}@{domain}" in own:
+    if base_address(sender) in own:
         return f"sender {sender} is our own address"
     if msg.return_path == "":
         return "null return path (<>)"

@@ -12,47 +12,37 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.scratch import scratch_app
 from daemon.app import App
 from daemon.imap import Poller
-from store.schema import ensure_current
 from tests.helpers import mail
 from tests.imap_server import PASSWORD, USER, Dovecot
 
 
-def bench_app(folder: Path, port: int, database: str | None) -> App:
+@contextmanager
+def bench_app(port: int, database: str | None) -> Iterator[App]:
     """A fresh installation whose one mailbox is the local Dovecot's."""
     os.environ["POSTDESK_BENCH_IMAP_PASSWORD"] = PASSWORD
-    config = {
-        "database": database or f"sqlite:///{folder}/postdesk.db",
-        "data_dir": str(folder / "data"),
-        "support_addresses": ["support@example.com"],
-        "listen": {"smtp": None},
-        "outgoing": {"maildir": str(folder / "sent")},
-        "mailboxes": [
-            {
-                "name": "support",
-                "host": "127.0.0.1",
-                "port": port,
-                "security": "none",
-                "username": USER,
-                "password_env": "POSTDESK_BENCH_IMAP_PASSWORD",
-            }
-        ],
+    mailbox = {
+        "name": "support",
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "username": USER,
+        "password_env": "POSTDESK_BENCH_IMAP_PASSWORD",
     }
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    app = App.open(str(path))
-    ensure_current(app.db)
-    return app
+    with scratch_app(
+        database, support_addresses=["support@example.com"], mailboxes=[mailbox]
+    ) as app:
+        yield app
 
 
 def main() -> None:
@@ -75,8 +65,7 @@ def main() -> None:
                         for i in range(start, end)
                     ],
                 )
-        with tempfile.TemporaryDirectory() as tmp:
-            app = bench_app(Path(tmp), server.port, args.database)
+        with bench_app(server.port, args.database) as app:
             stop = threading.Event()
             poller = Poller(app, app.settings.mailboxes[0], lambda: None, stop, "bench")
             started = time.perf_counter()
@@ -86,7 +75,6 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             stop.set()
             thread.join()
-            app.db.dispose()
         assert done, f"only {poller.handled} of {args.messages} messages handled"
         print(
             f"{args.messages} messages in {elapsed:.1f} s: {args.messages / elapsed:.0f} messages/s"

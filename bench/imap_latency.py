@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -35,8 +34,7 @@ def main() -> None:
     queued = threading.Event()
     latencies = []
     try:
-        with tempfile.TemporaryDirectory() as tmp, server.client() as client:
-            app = bench_app(Path(tmp), server.port, args.database)
+        with bench_app(server.port, args.database) as app, server.client() as client:
             stop = threading.Event()
             poller = Poller(app, app.settings.mailboxes[0], queued.set, stop, "bench")
             thread = threading.Thread(target=poller.run)
@@ -53,7 +51,6 @@ def main() -> None:
             finally:
                 stop.set()
                 thread.join()
-                app.db.dispose()
     finally:
         server.remove()
     p95 = statistics.quantiles(latencies, n=20)[-1]

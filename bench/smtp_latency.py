@@ -11,27 +11,16 @@ from __future__ import annotations
 
 import argparse
 import smtplib
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import make_msgid
-from pathlib import Path
 from typing import Any
 
-import yaml
 from aiosmtpd.controller import Controller
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from scratch import free_port, running_daemon
 
 
 class Relay:
@@ -57,33 +46,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100)
     args = parser.parse_args()
     relay = Relay()
-    relay_port, smtp_port = free_port(), free_port()
+    relay_port = free_port()
     controller = Controller(relay, hostname="127.0.0.1", port=relay_port)
     controller.start()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "config.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "data_dir": str(Path(tmp) / "data"),
-                    "support_addresses": ["support@example.com"],
-                    "listen": {"smtp": f"127.0.0.1:{smtp_port}"},
-                    "outgoing": {"smtp": {"host": "127.0.0.1", "port": relay_port}},
-                }
-            )
-        )
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert daemon.stderr is not None
-        for line in daemon.stderr:
-            if "postdesk ready" in line:
-                break
-        threading.Thread(target=daemon.stderr.read, daemon=True).start()
-        totals, transactions = [], []
-        try:
+    totals, transactions = [], []
+    try:
+        with running_daemon(outgoing={"smtp": {"host": "127.0.0.1", "port": relay_port}}) as port:
             for i in range(args.messages):
                 msg = EmailMessage()
                 msg["From"] = f"customer{i}@example.org"
@@ -92,14 +60,12 @@ def main() -> None:
                 msg["Message-ID"] = make_msgid(domain="example.org")
                 msg.set_content("Hello, a question about my order.")
                 started = time.perf_counter()
-                with smtplib.SMTP("127.0.0.1", smtp_port) as client:
+                with smtplib.SMTP("127.0.0.1", port) as client:
                     client.send_message(msg)
                 transactions.append(time.perf_counter() - started)
                 totals.append(relay.wait(str(msg["Message-ID"])) - started)
-        finally:
-            daemon.terminate()
-            daemon.wait(timeout=30)
-            controller.stop()
+    finally:
+        controller.stop()
     ms = sorted(t * 1000 for t in totals)
     p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
     print(

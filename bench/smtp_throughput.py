@@ -11,23 +11,12 @@ from __future__ import annotations
 
 import argparse
 import smtplib
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from email.message import EmailMessage
 from email.utils import make_msgid
-from pathlib import Path
 
-import yaml
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from scratch import running_daemon
 
 
 def client(port: int, numbers: range) -> None:
@@ -48,28 +37,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--database", help="SQLAlchemy URL of an empty database")
     args = parser.parse_args()
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = {
-            "data_dir": str(Path(tmp) / "data"),
-            "support_addresses": ["support@example.com"],
-            "listen": {"smtp": f"127.0.0.1:{port}"},
-            "outgoing": {"maildir": str(Path(tmp) / "sent")},
-        }
-        if args.database:
-            settings["database"] = args.database
-        config = Path(tmp) / "config.yaml"
-        config.write_text(yaml.safe_dump(settings))
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert daemon.stderr is not None
-        for line in daemon.stderr:
-            if "postdesk ready" in line:
-                break
-        threading.Thread(target=daemon.stderr.read, daemon=True).start()
+    with running_daemon(args.database) as port:
         share = -(-args.messages // args.clients)
         threads = [
             threading.Thread(
@@ -84,8 +52,6 @@ def main() -> None:
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
-        daemon.terminate()
-        daemon.wait(timeout=60)
     print(
         f"{args.messages} messages from {args.clients} clients in {elapsed:.1f} s: "
         f"{args.messages / elapsed:.0f} messages/s"

@@ -15,6 +15,7 @@ from config.errors import ConfigError
 from config.loader import EXAMPLE_DIR, load
 from config.schema import Settings
 from parsers.model import ParseContext
+from parsers.references import base_address
 from rules.loader import load_rules
 from rules.model import RuleSet
 from store.blobs import BlobStore
@@ -145,6 +146,4 @@ class App:
 
     def accepts(self, address: str) -> bool:
         """Our support addresses, with or without a ``+tag``: nothing else (no open relay)."""
-        local, _, domain = address.strip().strip("<>").lower().rpartition("@")
-        base = local.split("+", 1)[0]
-        return f"{base}@{domain}" in self.own_addresses
+        return base_address(address) in self.own_addresses

@@ -14,7 +14,7 @@ from autoreplies.render import Rendered, compose
 from autoreplies.wording import expected_response
 from daemon.app import App
 from parsers.model import InboundMessage
-from parsers.references import make_agent_token, make_token
+from parsers.references import base_address, make_agent_token, make_token
 from rules.engine import Decision
 from store import outbox
 from store.models import Message, Ticket
@@ -38,9 +38,7 @@ NO_TARGET = {
 def support_address(app: App, msg: InboundMessage) -> str:
     """The support address the customer wrote to, so answers come from where they wrote."""
     for address in (*msg.to, *msg.cc):
-        local, _, domain = address.rpartition("@")
-        base = f"{local.split('+', 1)[0]}@{domain}"
-        if base in app.own_addresses:
+        if (base := base_address(address)) in app.own_addresses:
             return base
     return app.settings.support_addresses[0]
 

@@ -16,6 +16,7 @@ from email.message import Message
 from flufl.bounce import scan_message
 
 from parsers.model import Kind
+from parsers.references import base_address
 
 log = logging.getLogger("postdesk.parsers")
 
@@ -57,7 +58,7 @@ def classify(
         return Kind.LOOP, "carries our X-Postdesk-Loop marker"
     if headers.get("x-loop", "").lower() == marker:
         return Kind.LOOP, f"X-Loop is {marker}"
-    if _base(sender) in own:
+    if base_address(sender) in own:
         return Kind.LOOP, f"sent from our own address {sender}"
     local = sender.partition("@")[0]
     subject = headers.get("subject", "")
@@ -151,8 +152,3 @@ def _report_type(message: Message) -> str:
                 children.extend(payload)
         queue = children
     return ""
-
-
-def _base(address: str) -> str:
-    local, _, domain = address.rpartition("@")
-    return f"{local.split('+', 1)[0]}@{domain}"

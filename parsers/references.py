@@ -110,6 +110,12 @@ def enclosed_tokens(secret: bytes, raw: bytes) -> tuple[int, ...]:
     return tuple(found)
 
 
+def base_address(address: str) -> str:
+    """The address without a ``+tag``: ``support+t1x...@example.com`` is ``support@example.com``."""
+    local, _, domain = address.strip().strip("<>").lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
 def subject_tag(subject: str) -> int | None:
     match = TAG.search(subject)
     return int(match[1]) if match else None
