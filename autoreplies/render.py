@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from jinja2 import (
 )
 
 from config.errors import ConfigError
+from parsers.policies import SMTP
 
 SHIPPED = Path(__file__).parent / "templates"
 LANGUAGES = ("en", "ru")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 from daemon.app import App
 from store.schema import ensure_current
@@ -24,8 +29,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run_measured(command: list[str]) -> tuple[float, float]:
+    """Wall-clock seconds and peak RSS (MB) of one child process, from its own rusage."""
+    started = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 1)
+        os.dup2(quiet, 2)
+        os.execv(command[0], command)
+    _, status, usage = os.wait4(pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{command[:5]} ... failed")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+@contextmanager
+def fresh_database(server: str | None) -> Iterator[str | None]:
+    """A new, empty database on the PostgreSQL server that ``server`` names, dropped
+    afterwards so that no benchmark leaves tables behind; None (SQLite) passes through."""
+    if not server:
+        yield None
+        return
+    url = make_url(server)
+    name = f"postdesk_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
 def _config(folder: Path, database: str | None, settings: dict[str, Any]) -> Path:
-    """SQLite in ``folder`` unless ``database`` names another empty database."""
+    """SQLite in ``folder`` unless ``database`` names an empty one."""
     data: dict[str, Any] = {
         "data_dir": str(folder / "data"),
         "listen": {"smtp": None},
@@ -40,9 +81,16 @@ def _config(folder: Path, database: str | None, settings: dict[str, Any]) -> Pat
 
 
 @contextmanager
+def scratch_config(database: str | None = None, **settings: Any) -> Iterator[Path]:
+    """The config file of a fresh installation; its folder holds the data and sent mail."""
+    with tempfile.TemporaryDirectory() as tmp, fresh_database(database) as url:
+        yield _config(Path(tmp), url, settings)
+
+
+@contextmanager
 def scratch_app(database: str | None = None, **settings: Any) -> Iterator[App]:
-    with tempfile.TemporaryDirectory() as tmp:
-        app = App.open(str(_config(Path(tmp), database, settings)))
+    with scratch_config(database, **settings) as config:
+        app = App.open(str(config))
         ensure_current(app.db)
         try:
             yield app
@@ -56,8 +104,7 @@ def running_daemon(database: str | None = None, **settings: Any) -> Iterator[int
     port = free_port()
     settings = {"support_addresses": ["support@example.com"], **settings}
     settings["listen"] = {"smtp": f"127.0.0.1:{port}"}
-    with tempfile.TemporaryDirectory() as tmp:
-        config = _config(Path(tmp), database, settings)
+    with scratch_config(database, **settings) as config:
         daemon = subprocess.Popen(
             [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
             stderr=subprocess.PIPE,

@@ -12,12 +12,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from autoreplies.policy import History, decide
 from config.errors import BadData, TemporaryFailure
+from config.schema import Autoreply
 from daemon import agents, clock, sla
 from daemon.app import App
 from daemon.mail import (
@@ -63,13 +64,18 @@ class IngestResult:
     queued_mail: int = 0
 
 
+SAME_BYTES = IngestResult(DUPLICATE, reason="same bytes already received")
+
+
 def ingest(app: App, raw: bytes, source: str, now: datetime | None = None) -> IngestResult:
-    """Store and process one message; TemporaryFailure means nothing was committed."""
+    """Store and process one message; TemporaryFailure means nothing was committed.
+
+    The raw file is written first (a second write of the same bytes is free), and whether the
+    bytes were seen before is asked inside the one transaction that records them, so a
+    message costs one transaction.
+    """
     now = now or clock.now()
     sha256 = hashlib.sha256(raw).hexdigest()
-    with app.db.transaction() as session:
-        if _known(session, sha256):
-            return IngestResult(DUPLICATE, reason="same bytes already received")
     app.raw.put(raw)
     try:
         msg = parse(raw, app.parse_context())
@@ -108,6 +114,8 @@ def _quarantine(
 ) -> IngestResult:
     try:
         with app.db.transaction() as session:
+            if _known(session, sha256):
+                return SAME_BYTES
             session.add(
                 Inbound(
                     sha256=sha256,
@@ -127,6 +135,9 @@ def _quarantine(
 def _process(
     app: App, session: Session, msg: InboundMessage, source: str, now: datetime
 ) -> IngestResult:
+    seen, original = _seen(session, msg)
+    if seen:
+        return SAME_BYTES
     inbound = Inbound(
         sha256=msg.raw_sha256,
         message_id=msg.message_id,
@@ -138,7 +149,6 @@ def _process(
         status="",
     )
     session.add(inbound)
-    original = _same_message_id(session, msg)
     if original is not None:
         return _finish(inbound, DUPLICATE, f"same Message-ID as inbound #{original}", None)
     session.flush()
@@ -180,15 +190,20 @@ def _process(
     return _create(app, session, inbound, msg, thread.related, now)
 
 
-def _same_message_id(session: Session, msg: InboundMessage) -> int | None:
-    if not msg.message_id:
-        return None
-    return session.scalar(
-        select(Inbound.id)
-        .where(Inbound.message_id == msg.message_id, Inbound.from_addr == msg.from_addr)
-        .where(Inbound.sha256 != msg.raw_sha256)
-        .limit(1)
+def _seen(session: Session, msg: InboundMessage) -> tuple[bool, int | None]:
+    """Whether these exact bytes were received before, else an earlier inbound with the same
+    Message-ID from the same sender (a copy re-encoded on the way), asked in one query."""
+    same_id = (
+        and_(Inbound.message_id == msg.message_id, Inbound.from_addr == msg.from_addr)
+        if msg.message_id
+        else false()
     )
+    rows = session.execute(
+        select(Inbound.id, Inbound.sha256).where(or_(Inbound.sha256 == msg.raw_sha256, same_id))
+    ).all()
+    if any(sha256 == msg.raw_sha256 for _, sha256 in rows):
+        return True, None
+    return False, min((row_id for row_id, _ in rows), default=None)
 
 
 def _finish(inbound: Inbound, status: str, reason: str, ticket: Ticket | None) -> IngestResult:
@@ -342,7 +357,8 @@ def _context(
         is_reply=is_reply,
         source=source,
         business_hours=app.policy.calendar("").is_open(now),
-        known_customer=is_known_customer(session, msg.from_addr),
+        known_customer="known_customer" in app.policy.rules.flags
+        and is_known_customer(session, msg.from_addr),
         sender_is_agent=msg.from_addr in app.settings.agent_addresses,
     )
 
@@ -440,8 +456,11 @@ def _record_bounce(
         queue_notice(app, session, ticket, recipient, "undeliverable mail", body, now)
 
 
-def _history(session: Session, ticket: Ticket, now: datetime) -> History:
-    """Counted before this transaction's own rows are flushed: they are not history yet."""
+def _history(
+    session: Session, ticket: Ticket, now: datetime, limits: Autoreply, is_new: bool
+) -> History:
+    """Counted before this transaction's own rows are flushed: they are not history yet.
+    A ticket created by this message has no mail of its own to count."""
     hour, day = now - timedelta(hours=1), now - timedelta(days=1)
     with session.no_autoflush:
         blocked = suppressions.active(session, ticket.requester, now)
@@ -449,10 +468,12 @@ def _history(session: Session, ticket: Ticket, now: datetime) -> History:
             to_sender_last_day=outbox.count_recent(
                 session, AUTOREPLIES, day, to_addr=ticket.requester
             ),
-            for_ticket_last_hour=outbox.count_recent(
-                session, AUTOREPLIES, hour, ticket_id=ticket.id
+            for_ticket_last_hour=0
+            if is_new
+            else outbox.count_recent(session, AUTOREPLIES, hour, ticket_id=ticket.id),
+            total_last_hour=outbox.count_recent(
+                session, AUTOMATIC, hour, cap=limits.circuit_breaker_per_hour
             ),
-            total_last_hour=outbox.count_recent(session, AUTOMATIC, hour),
             suppressed=f"{blocked.reason} (until {blocked.until:%Y-%m-%d %H:%M} UTC)"
             if blocked
             else "",
@@ -491,12 +512,13 @@ def _acknowledge(
     if template is None:
         reason = decision.autoreply_reason or "suppressed by rules"
     else:
+        is_new = len(ticket.messages) <= 1
         verdict = decide(
             msg,
             own_addresses=app.own_addresses,
-            history=_history(session, ticket, now),
+            history=_history(session, ticket, now, settings.autoreply, is_new),
             limits=settings.autoreply,
-            is_new_ticket=len(ticket.messages) <= 1,
+            is_new_ticket=is_new,
             when=settings.autoreply_when_for(ticket.queue),
             in_business_hours=app.policy.calendar(ticket.queue).is_open(now),
             loop_marker=app.loop_marker,

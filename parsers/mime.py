@@ -17,7 +17,6 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
@@ -27,6 +26,7 @@ from inscriptis import get_text
 
 from parsers.charsets import decode
 from parsers.model import Attachment
+from parsers.policies import DEFAULT
 
 log = logging.getLogger("postdesk.parsers")
 
@@ -125,7 +125,7 @@ def addresses(message: Message, name: str) -> list[tuple[str, str]]:
     for value in raw_values(message, name):
         plain = _plain(value)
         try:
-            parsed = policy.default.header_factory(name, plain)
+            parsed = DEFAULT.header_factory(name, plain)
             pairs = [(a.display_name, a.addr_spec) for a in parsed.addresses]  # type: ignore[attr-defined]
         except Exception:
             try:

@@ -11,7 +11,7 @@ from config.errors import ConfigError
 from config.loader import line_of, load_yaml, validate_yaml
 from rules.matchers import compile_condition
 from rules.model import Rule, RuleSet
-from rules.schema import NO_REPLY, RulesFile
+from rules.schema import FLAGS, NO_REPLY, RulesFile
 
 
 def load_rules(
@@ -47,7 +47,20 @@ def load_rules(
         )
         for r in spec.rules
     )
-    return RuleSet(rules=rules, source=path, defaults=spec.defaults)
+    used = {flag for r in spec.rules if r.if_ for flag in _keys(r.if_.model_dump(by_alias=True))}
+    return RuleSet(
+        rules=rules, source=path, defaults=spec.defaults, flags=frozenset(used & set(FLAGS))
+    )
+
+
+def _keys(condition: object) -> set[str]:
+    """Every key set anywhere in a dumped condition, nested ones included."""
+    if isinstance(condition, dict):
+        found = {k for k, v in condition.items() if v is not None}
+        return found.union(*(_keys(v) for v in condition.values()))
+    if isinstance(condition, list | tuple):
+        return set().union(*(_keys(v) for v in condition))
+    return set()
 
 
 def _references(

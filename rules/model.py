@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rules.matchers import Check
-from rules.schema import Actions, Defaults
+from rules.schema import FLAGS, Actions, Defaults
 
 
 @dataclass(frozen=True)
@@ -25,3 +25,5 @@ class RuleSet:
     rules: tuple[Rule, ...]
     source: Path
     defaults: Defaults
+    flags: frozenset[str] = frozenset(FLAGS)
+    """The context flags some condition looks at: the daemon asks the database only for those."""

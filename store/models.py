@@ -173,6 +173,7 @@ class Outbox(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_rate", "to_addr", "kind", "created_at"),
+        Index("ix_outbox_recent", "kind", "created_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)

@@ -380,3 +380,20 @@ def test_language_action_overrides_detection(tmp_path: Path) -> None:
     assert evaluate(rules, english).language == "en"
     routed = message("Printer", english.new_text, to=("podderzhka@example.com",))
     assert evaluate(rules, routed).language == "ru"
+
+
+def test_rule_set_names_the_context_flags_its_conditions_use(tmp_path: Path) -> None:
+    rules = load(
+        tmp_path,
+        """
+rules:
+  - name: returning
+    if: {any: [{subject: {any: [urgent]}}, {not: {known_customer: false}}]}
+    then: {priority: high}
+  - name: hours
+    if: {business_hours: false}
+    then: {tags: [night]}
+""",
+    )
+    assert rules.flags == {"known_customer", "business_hours"}
+    assert load(tmp_path, FIELDS).flags == {"language"}
