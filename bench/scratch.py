@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,20 +28,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+MEASURE = """\
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)
+    os.dup2(quiet, 2)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(time.perf_counter() - started, os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024)
+"""
+
+
 def run_measured(command: list[str]) -> tuple[float, float]:
-    """Wall-clock seconds and peak RSS (MB) of one child process, from its own rusage."""
-    started = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        quiet = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(quiet, 1)
-        os.dup2(quiet, 2)
-        os.execv(command[0], command)
-    _, status, usage = os.wait4(pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{command[:5]} ... failed")
-    return elapsed, usage.ru_maxrss / 1024
+    """Wall-clock seconds and peak RSS (MB) of one child process, from its own rusage.
+
+    The child is forked from a small fresh interpreter, not from the benchmark: Linux keeps
+    the memory a child has between fork and exec in its peak, so forked from a process that
+    holds a corpus every command, /bin/true too, would seem to need that much.
+    """
+    wrapper = [sys.executable, "-I", "-c", MEASURE, *command]
+    seconds, code, peak = subprocess.run(wrapper, capture_output=True, check=True).stdout.split()
+    if int(code) != 0:
+        raise SystemExit(f"{command[:5]} ... failed with exit code {code}")
+    return float(seconds), float(peak)
 
 
 @contextmanager

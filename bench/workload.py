@@ -29,7 +29,7 @@ def messages(count: int) -> Iterator[bytes]:
     """``count`` raw messages in the mix described above."""
     sent: list[tuple[int, EmailMessage]] = []
     for i in range(count):
-        if i % 5 in (2, 4) and i >= 3:
+        if i % 10 in (4, 8):
             customer, earlier = sent[i - 3]
             msg = _reply(earlier, customer, i)
         else:

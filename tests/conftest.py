@@ -149,6 +149,12 @@ class Daemon:
     lmtp_port: int
     log: list[str]
 
+    def drain(self) -> None:
+        """Keep reading the log in the background: a test that waits for no more lines must
+        still empty the pipe, or the daemon blocks on its next log line once it is full."""
+        assert self.process.stderr is not None
+        threading.Thread(target=self.process.stderr.read, daemon=True).start()
+
 
 @pytest.fixture
 def start_daemon(tmp_path: Path) -> Iterator[Callable[[Path], Daemon]]:
