@@ -32,9 +32,11 @@ loses its claim; short, so a crash delays the one claimed mail by at most this m
 
 
 class DeliveryError(Exception):
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    def __init__(self, message: str, *, permanent: bool, unreachable: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.unreachable = unreachable
+        """No mail can go now (relay down, disk full), not only this one."""
 
 
 class Transport(Protocol):
@@ -53,7 +55,7 @@ class MaildirTransport:
         try:
             self.maildir.add(content)
         except OSError as exc:
-            raise DeliveryError(f"maildir: {exc}", permanent=False) from exc
+            raise DeliveryError(f"maildir: {exc}", permanent=False, unreachable=True) from exc
 
     def close(self) -> None:
         return None
@@ -98,7 +100,9 @@ class SmtpTransport:
             ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
-            raise DeliveryError(f"relay unreachable: {exc}", permanent=False) from exc
+            raise DeliveryError(
+                f"relay unreachable: {exc}", permanent=False, unreachable=True
+            ) from exc
         if refused:
             log.warning("some recipients refused", extra={"refused": refused})
 
@@ -134,7 +138,11 @@ class DeliveryStats:
 
 
 def deliver_due(db: Database, settings: Settings, now: datetime | None = None) -> DeliveryStats:
-    """Deliver every row due at ``now`` once; claimed rows are invisible to other senders."""
+    """Deliver every row due at ``now`` once; claimed rows are invisible to other senders.
+
+    An unreachable relay ends the run: the rows not tried stay due for the next one instead
+    of each waiting out a connection timeout and a backoff of its own.
+    """
     run = _Run(db, settings, now or clock.now())
     try:
         while True:
@@ -146,7 +154,8 @@ def deliver_due(db: Database, settings: Settings, now: datetime | None = None) -
             if not rows:
                 return run.stats
             for row in rows:
-                run.deliver(*row)
+                if not run.deliver(*row):
+                    return run.stats
     finally:
         run.transport.close()
 
@@ -161,16 +170,18 @@ class _Run:
         self.transport = make_transport(settings)
         self.stats = DeliveryStats()
 
-    def deliver(self, row_id: int, recipients: list[str], content: bytes, attempts: int) -> None:
+    def deliver(self, row_id: int, recipients: list[str], content: bytes, attempts: int) -> bool:
+        """False when nothing more can go in this run."""
         try:
             self.transport.send(self.settings.support_addresses[0], recipients, content)
         except DeliveryError as exc:
             self._failed(row_id, attempts, exc)
-            return
+            return not exc.unreachable
         with self.db.transaction() as session:
             outbox.mark_sent(session, row_id, clock.now())
         self.stats.sent += 1
         log.info("mail delivered", extra={"outbox": row_id, "to": ",".join(recipients)})
+        return True
 
     def _failed(self, row_id: int, attempts: int, exc: DeliveryError) -> None:
         out = self.settings.outgoing

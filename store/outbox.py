@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from store.models import Outbox
 
@@ -41,11 +41,19 @@ def enqueue(
 
 
 def claim_due(session: Session, now: datetime, lease: timedelta, limit: int = 50) -> list[Outbox]:
-    """Take due rows for ``lease``; another sender skips them, and a crash only delays them."""
+    """Take due rows for ``lease``; another sender skips them, and a crash only delays them.
+
+    A ticket's mail leaves in the order it was queued: a row waits while an earlier one of
+    its ticket is still queued (deferred, or claimed by another sender).
+    """
+    earlier = aliased(Outbox)
+    waiting = exists().where(
+        earlier.ticket_id == Outbox.ticket_id, earlier.status == QUEUED, earlier.id < Outbox.id
+    )
     rows = list(
         session.scalars(
             select(Outbox)
-            .where(Outbox.status == QUEUED, Outbox.next_attempt_at <= now)
+            .where(Outbox.status == QUEUED, Outbox.next_attempt_at <= now, ~waiting)
             .order_by(Outbox.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
