@@ -21,9 +21,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from sqlalchemy.engine import make_url
+
 from tests.conftest import Daemon, Sink
 from tests.e2e.test_daemon import postdesk
 from tests.helpers import free_port, mail, read_until
+from tests.tcp_proxy import Proxy
 
 MESSAGES = 1000
 KILLS = 5
@@ -156,3 +160,55 @@ def test_full_disk_makes_the_listener_answer_451(
         daemon.terminate()
         daemon.wait(timeout=30)
     assert json.loads(postdesk(config, "tickets", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_database_down_answers_451_and_exits_75_then_takes_the_retries(
+    write_config: Callable[..., Path],
+    start_daemon: Callable[[Path], Daemon],
+    smtp_sink: tuple[Sink, int],
+    database_url: str,
+) -> None:
+    """The daemon reaches PostgreSQL through a proxy the test cuts: a server that went away."""
+    sink, sink_port = smtp_sink
+    url = make_url(database_url)
+    proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
+    proxy.start()
+    smtp_port, lmtp_port = free_port(), free_port()
+    config = write_config(
+        database=url.set(host="127.0.0.1", port=proxy.port).render_as_string(False),
+        listen={"smtp": f"127.0.0.1:{smtp_port}", "lmtp": f"127.0.0.1:{lmtp_port}"},
+        outgoing={"smtp": {"host": "127.0.0.1", "port": sink_port}},
+    )
+    assert postdesk(config, "db", "upgrade").returncode == 0
+    daemon = start_daemon(config)
+    daemon.drain()
+    first, second, third = (mail(subject=f"Question {i}") for i in range(3))
+    with smtplib.SMTP("127.0.0.1", smtp_port) as client:
+        client.send_message(first)
+    sink.wait_for(1)
+
+    proxy.cut()
+    for client, message in (
+        (smtplib.SMTP("127.0.0.1", smtp_port), second),
+        (smtplib.LMTP("127.0.0.1", lmtp_port), third),
+    ):
+        with client, pytest.raises(smtplib.SMTPDataError) as refused:
+            client.send_message(message)
+        assert refused.value.smtp_code == 451
+    piped = postdesk(config, "ingest", stdin=third.as_bytes())
+    assert piped.returncode == 75, piped.stderr.decode()
+    assert b"database unavailable" in piped.stderr
+
+    proxy.start()
+    with smtplib.SMTP("127.0.0.1", smtp_port) as client:
+        client.send_message(second)  # the sending MTA's retry
+    with smtplib.LMTP("127.0.0.1", lmtp_port) as client:
+        client.send_message(third)
+    acknowledged = sink.wait_for(3)
+    assert daemon.process.poll() is None
+    subjects = sorted(
+        t["subject"] for t in json.loads(postdesk(config, "tickets", "list", "--json").stdout)
+    )
+    assert subjects == ["Question 0", "Question 1", "Question 2"]
+    assert len({str(m["In-Reply-To"]) for m in acknowledged}) == 3
