@@ -202,6 +202,30 @@ def test_server_restart_mid_session_reconnects(make_app: Any, dovecot: Dovecot) 
     assert count(app, Ticket) == 1
 
 
+def test_server_restart_during_a_fetch_loses_and_repeats_nothing(
+    make_app: Any, dovecot: Dovecot
+) -> None:
+    app = make_app()
+    total = 600
+    with dovecot.client() as client:
+        for start in range(0, total, 200):
+            client.multiappend(
+                "INBOX",
+                [mail(subject=f"backlog {i}").as_bytes() for i in range(start, start + 200)],
+            )
+    with running(app) as poller:
+        assert poller.wait(lambda p: p.handled >= 50, WAIT)
+        dovecot.stop()  # while the backlog is being fetched and ingested
+        assert poller.wait(lambda p: p.retry_in is not None, WAIT)
+        assert 50 <= poller.handled < total
+        dovecot.start()
+        assert poller.wait(lambda p: p.connections >= 2 and p.idling, 120)
+    assert count(app, Ticket) == total
+    assert count(app, Inbound) == total
+    assert dovecot.uids("INBOX") == []
+    assert len(dovecot.uids("Processed")) == total
+
+
 def test_backlog_drains_in_chunks(make_app: Any, dovecot: Dovecot) -> None:
     app = make_app()
     total = 2000
