@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from daemon.ingest import ingest
 from store.models import Inbound, Outbox, Participant
+from tests import hostile_mime
 from tests.helpers import mail, parse_mail
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -88,8 +89,24 @@ def test_files_never_land_outside_the_data_folder(app: Any, tmp_path: Path) -> N
         b"From: a@example.org\r\nSubject: " + b"=?x-unknown-8?q?=E9?= " * 2000 + b"\r\n\r\nhi\r\n",
         b"From: a@example.org\r\nContent-Type: text/html\r\n\r\n<script>alert(1)</script>hi",
         b"\x00\xff" * 50_000,
+        b"From: a@example.org\r\n"
+        + b"".join(
+            b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+            for i in range(300)
+        )
+        + b"Content-Type: text/plain\r\n\r\ndeep\r\n",
+        b"From: a@example.org\r\nContent-Type: text/plain; charset=x-klingon\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\n\xd0\x9f\xd1\x80\xd0\xb8 \xff\xfe\r\n",
     ],
-    ids=["1MB header", "boundary bomb", "encoded-word abuse", "script", "binary"],
+    ids=[
+        "1MB header",
+        "boundary bomb",
+        "encoded-word abuse",
+        "script",
+        "binary",
+        "300 nested multiparts",
+        "unknown body charset",
+    ],
 )
 def test_hostile_messages_are_kept_and_never_crash(app: Any, raw: bytes) -> None:
     result = ingest(app, raw, "smtp", NOW)
@@ -109,3 +126,25 @@ def test_arbitrary_bytes_are_always_kept(app: Any, blobs: list[bytes]) -> None:
     for raw in blobs:
         assert ingest(app, raw, "pipe", NOW).outcome in OUTCOMES
         assert app.raw.path(hashlib.sha256(raw).hexdigest()).exists()
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(hostile_mime.messages(), min_size=1, max_size=3))
+def test_generated_hostile_mime_is_kept_and_injects_nothing(
+    app: Any, tmp_path: Path, raws: list[bytes]
+) -> None:
+    before = files_outside(tmp_path, [tmp_path / "data", tmp_path / "sent"])
+    for raw in raws:
+        assert ingest(app, raw, "smtp", NOW).outcome in OUTCOMES
+        assert app.raw.path(hashlib.sha256(raw).hexdigest()).exists()
+    with app.db.transaction() as session:
+        sent = list(session.scalars(select(Outbox.content)))
+    for content in sent:
+        head = content.split(b"\r\n\r\n", 1)[0].lower()
+        names = {line.split(b":", 1)[0] for line in head.split(b"\r\n") if line[:1].strip()}
+        assert not names & {name.encode() for name in hostile_mime.INJECTED}
+    assert files_outside(tmp_path, [tmp_path / "data", tmp_path / "sent"]) == before
