@@ -2,70 +2,50 @@
 
     python bench/imap_backlog.py [--messages 10000] [--database URL]
 
-Appends the backlog first, then starts one poller (as `postdesk run` does) and times it
-until every message is a ticket and moved to Processed. Needs `dovecot-imapd` installed.
-Default database: a fresh SQLite file.
+Appends the backlog (the benchmark mix of bench/workload.py) first, then starts one poller
+in this process, as `postdesk run` does, and times it until every message is handled and
+moved to Processed. Prints messages/s and this process's peak RSS (which includes holding
+the poller, not the generated mail: that is appended and dropped before the poller
+starts). Needs `dovecot-imapd`. Default database: a fresh SQLite file.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import itertools
+import resource
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scratch import scratch_app
-from daemon.app import App
+from imap_latency import mailbox
+from scratch import scratch_app
+from workload import messages
+
 from daemon.imap import Poller
-from tests.helpers import mail
-from tests.imap_server import PASSWORD, USER, Dovecot
-
-
-@contextmanager
-def bench_app(port: int, database: str | None) -> Iterator[App]:
-    """A fresh installation whose one mailbox is the local Dovecot's."""
-    os.environ["POSTDESK_BENCH_IMAP_PASSWORD"] = PASSWORD
-    mailbox = {
-        "name": "support",
-        "host": "127.0.0.1",
-        "port": port,
-        "security": "none",
-        "username": USER,
-        "password_env": "POSTDESK_BENCH_IMAP_PASSWORD",
-    }
-    with scratch_app(
-        database, support_addresses=["support@example.com"], mailboxes=[mailbox]
-    ) as app:
-        yield app
+from tests.imap_server import Dovecot
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--database")
+    parser.add_argument("--database", help="SQLAlchemy URL of a PostgreSQL server")
     args = parser.parse_args()
     server = Dovecot()
     server.start()
     try:
+        mix = messages(args.messages)
         with server.client() as client:
-            for start in range(0, args.messages, 500):
-                end = min(start + 500, args.messages)
-                client.multiappend(
-                    "INBOX",
-                    [
-                        mail(
-                            sender=f"Customer <c{i % 300}@example.org>", subject=f"q {i}"
-                        ).as_bytes()
-                        for i in range(start, end)
-                    ],
-                )
-        with bench_app(server.port, args.database) as app:
+            while chunk := list(itertools.islice(mix, 500)):
+                client.multiappend("INBOX", chunk)
+        with scratch_app(
+            args.database,
+            support_addresses=["support@example.com"],
+            mailboxes=[mailbox(server.port)],
+        ) as app:
             stop = threading.Event()
             poller = Poller(app, app.settings.mailboxes[0], lambda: None, stop, "bench")
             started = time.perf_counter()
@@ -76,8 +56,10 @@ def main() -> None:
             stop.set()
             thread.join()
         assert done, f"only {poller.handled} of {args.messages} messages handled"
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
-            f"{args.messages} messages in {elapsed:.1f} s: {args.messages / elapsed:.0f} messages/s"
+            f"{args.messages} messages in {elapsed:.1f} s: {args.messages / elapsed:.0f} "
+            f"messages/s, peak RSS {peak:.0f} MB"
         )
     finally:
         server.remove()

@@ -5,16 +5,21 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 import yaml
+from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
@@ -109,9 +114,21 @@ def scratch_app(database: str | None = None, **settings: Any) -> Iterator[App]:
             app.db.dispose()
 
 
+@dataclass
+class Daemon:
+    port: int
+    process: subprocess.Popen[str]
+
+    def peak_mb(self) -> float:
+        """The daemon's peak RSS so far, as the kernel counts it (VmHWM)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        (line,) = [x for x in status.splitlines() if x.startswith("VmHWM:")]
+        return int(line.split()[1]) / 1024
+
+
 @contextmanager
-def running_daemon(database: str | None = None, **settings: Any) -> Iterator[int]:
-    """`postdesk run` listening for SMTP on a free port, which is yielded once it is ready."""
+def running_daemon(database: str | None = None, **settings: Any) -> Iterator[Daemon]:
+    """`postdesk run` listening for SMTP on a free port, yielded once it is ready."""
     port = free_port()
     settings = {"support_addresses": ["support@example.com"], **settings}
     settings["listen"] = {"smtp": f"127.0.0.1:{port}"}
@@ -127,7 +144,48 @@ def running_daemon(database: str | None = None, **settings: Any) -> Iterator[int
                 if "postdesk ready" in line:
                     break
             threading.Thread(target=daemon.stderr.read, daemon=True).start()
-            yield port
+            yield Daemon(port, daemon)
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)
+
+
+class Relay:
+    """The outside world's mail server: notes when each acknowledgement arrives, keyed by
+    the Message-ID of the mail it answers."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+        self.condition = threading.Condition()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        parent = BytesParser().parsebytes(envelope.content, headersonly=True)["In-Reply-To"]
+        with self.condition:
+            self.arrived[str(parent)] = time.perf_counter()
+            self.condition.notify_all()
+        return "250 OK"
+
+    def wait(self, key: str, timeout: float = 30.0) -> float:
+        with self.condition:
+            if not self.condition.wait_for(lambda: key in self.arrived, timeout):
+                raise SystemExit(f"no acknowledgement of {key} within {timeout:.0f} s")
+            return self.arrived[key]
+
+
+@contextmanager
+def relay() -> Iterator[tuple[Relay, int]]:
+    """A Relay listening on a free port."""
+    sink, port = Relay(), free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()
+
+
+def median_p99(seconds: list[float]) -> str:
+    ms = [s * 1000 for s in seconds]
+    return (
+        f"median {statistics.median(ms):.1f} ms, p99 {statistics.quantiles(ms, n=100)[98]:.1f} ms"
+    )
