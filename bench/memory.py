@@ -1,7 +1,7 @@
 """Memory of `postdesk ingest`: steady over many messages, and the peak for one message
 carrying a large attachment.
 
-    python bench/memory.py [--messages 10000] [--attachment-mb 25]
+    .venv/bin/python bench/memory.py [--messages 10000] [--attachment-mb 25]
 
 Prints the peak resident size of one `ingest` process over --messages generated messages,
 the peak of a process ingesting one small message, and of one ingesting a message with an
@@ -17,24 +17,8 @@ import tempfile
 from email.message import EmailMessage
 from pathlib import Path
 
-import yaml
-
-sys.path.insert(0, str(Path(__file__).parent))
-from ingest_throughput import generate
-
-
-def peak_mb(command: list[str]) -> float:
-    """Peak RSS of one child process, read from its own rusage after it exits."""
-    pid = os.fork()
-    if pid == 0:
-        quiet = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(quiet, 1)
-        os.dup2(quiet, 2)
-        os.execv(command[0], command)
-    _, status, usage = os.wait4(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{command} failed")
-    return usage.ru_maxrss / 1024
+from scratch import run_measured, scratch_config
+from workload import write
 
 
 def main() -> None:
@@ -42,25 +26,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--attachment-mb", type=int, default=25)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    limits = {"max_attachment_bytes": 64 * 1024 * 1024}
+    with tempfile.TemporaryDirectory() as tmp, scratch_config(limits=limits) as config:
         root = Path(tmp)
-        config = root / "config.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "data_dir": str(root / "data"),
-                    "listen": {"smtp": None},
-                    "outgoing": {"maildir": str(root / "sent")},
-                    "limits": {"max_attachment_bytes": 64 * 1024 * 1024},
-                }
-            )
-        )
         ingest = [sys.executable, "-m", "daemon.cli", "--config", str(config), "ingest"]
-        mails = root / "mail"
-        mails.mkdir()
-        paths = generate(mails, args.messages)
-        small = peak_mb([*ingest, str(paths[0])])
-        many = peak_mb([*ingest, *map(str, paths[1:])])
+        paths = write(root / "mail", args.messages)
+        _, small = run_measured([*ingest, str(paths[0])])
+        _, many = run_measured([*ingest, *map(str, paths[1:])])
         big = EmailMessage()
         big["From"], big["To"], big["Subject"] = "a@example.org", "support@localhost", "dump"
         big.set_content("The crash dump is attached.")
@@ -72,7 +44,7 @@ def main() -> None:
         )
         big_path = root / "big.eml"
         big_path.write_bytes(big.as_bytes())
-        large = peak_mb([*ingest, str(big_path)])
+        _, large = run_measured([*ingest, str(big_path)])
     print(f"one small message: peak {small:.0f} MB")
     print(f"{args.messages - 1} messages in one process: peak {many:.0f} MB")
     print(

@@ -3,7 +3,9 @@
 mail-parser builds the message tree and reports MIME defects; the fields are then read from
 that tree here, because mail-parser decodes text with ``errors="ignore"`` (silently losing
 Russian 8-bit mail) and keeps attachments in memory as base64. When mail-parser itself fails,
-the standard library parser takes over, so a message is never lost to a parser bug.
+the standard library parser takes over, so a message is never lost to a parser bug. Long
+base64 attachments of a large message are set aside before parsing and streamed to the blob
+store (``parsers.large``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from email.utils import getaddresses, parsedate_to_datetime
 import mailparser
 from inscriptis import get_text
 
+from parsers import large
 from parsers.charsets import decode
-from parsers.model import Attachment
+from parsers.model import Attachment, StoreBlob
 from parsers.policies import DEFAULT
 
 log = logging.getLogger("postdesk.parsers")
@@ -35,6 +38,7 @@ MAX_PARTS = 500
 MAX_HTML_CHARS = 2_000_000
 MAX_HEADER_CHARS = 998 * 4
 CONTAINERS = ("message/rfc822", "message/global", "message/delivery-status", "text/rfc822-headers")
+BODY_TYPES = ("text/plain", "text/html")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 SPACES = re.compile(r"\s+")
 LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*\r?\n)+")
@@ -43,14 +47,35 @@ LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*\r?\n)+")
 @dataclass
 class Parsed:
     message: Message
+    """The tree; an attachment streamed from a large message keeps a placeholder payload."""
     text: str = ""
     html: str | None = None
     attachments: list[Attachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
 
 
-def read(raw: bytes, store_blob: Callable[[bytes], str] | None, max_attachment: int) -> Parsed:
+def read(raw: bytes, store_blob: StoreBlob | None, max_attachment: int) -> Parsed:
+    """The tree and decoded fields, the same whether or not long runs were set aside: a run
+    whose placeholder lands anywhere but in an attachment that only ``_attachment`` reads
+    goes back into the message, which is parsed again."""
     raw = _normalise(raw)
+    runs = large.runs(raw)
+    while True:
+        text, marks = large.set_aside(raw, runs)
+        parsed, kept_encoded = _parse(text)
+        streamed = _streamed(parsed.message, kept_encoded, marks)
+        kept = set(streamed.values())
+        if len(kept) == len(runs):
+            break
+        runs = [run for run in runs if run in kept]
+    decoded = {part: (run.size, large.decode(raw, run)) for part, run in streamed.items()}
+    _read_body(parsed, store_blob, max_attachment, decoded)
+    return parsed
+
+
+def _parse(raw: bytes) -> tuple[Parsed, list[object]]:
+    """The tree with mail-parser's defects, and the payloads it kept as base64 attachments
+    (it decoded none of those)."""
     try:
         parser = mailparser.MailParser.from_bytes(raw)
         parsed = Parsed(parser.message)
@@ -58,8 +83,36 @@ def read(raw: bytes, store_blob: Callable[[bytes], str] | None, max_attachment: 
     except Exception as exc:
         parsed = Parsed(email.message_from_bytes(raw))
         parsed.defects.append(f"mail-parser failed ({exc!r}); read with the standard parser")
-    _read_body(parsed, store_blob, max_attachment)
-    return parsed
+        return parsed, []
+    return parsed, [a["payload"] for a in parser.attachments]
+
+
+def _streamed(
+    message: Message, kept_encoded: list[object], marks: dict[str, large.Run]
+) -> dict[Message, large.Run]:
+    """Parts that are exactly one placeholder and that nothing but ``_attachment`` reads:
+    base64, neither body text nor a container, and left encoded by mail-parser."""
+    found: dict[Message, large.Run] = {}
+    if not marks:
+        return found
+    for part in _walk(message, []):
+        ctype = part.get_content_type()
+        if (
+            ctype in BODY_TYPES
+            or ctype in CONTAINERS
+            or ctype.startswith("multipart/")
+            or part.is_multipart()
+            or str(part.get("content-transfer-encoding", "")).lower() != "base64"
+        ):
+            continue
+        try:
+            payload = part.get_payload()
+        except (LookupError, UnicodeError):
+            continue
+        run = marks.get(payload.strip("\r\n")) if isinstance(payload, str) else None
+        if run is not None and any(kept is payload for kept in kept_encoded):
+            found[part] = run
+    return found
 
 
 def _normalise(raw: bytes) -> bytes:
@@ -161,7 +214,7 @@ def headers(message: Message) -> dict[str, str]:
     return found
 
 
-def _walk(message: Message, parsed: Parsed) -> Iterator[Message]:
+def _walk(message: Message, defects: list[str]) -> Iterator[Message]:
     """Leaves and enclosed messages, without recursion: a nesting attack cannot overflow."""
     stack: list[tuple[Message, int]] = [(message, 0)]
     count = 0
@@ -169,34 +222,41 @@ def _walk(message: Message, parsed: Parsed) -> Iterator[Message]:
         part, depth = stack.pop()
         count += 1
         if count > MAX_PARTS:
-            parsed.defects.append(f"more than {MAX_PARTS} MIME parts; the rest kept only raw")
+            defects.append(f"more than {MAX_PARTS} MIME parts; the rest kept only raw")
             return
         if part.get_content_type() in CONTAINERS or not part.is_multipart():
             yield part
             continue
         if depth >= MAX_DEPTH:
-            parsed.defects.append(f"MIME nesting deeper than {MAX_DEPTH}; kept only raw")
+            defects.append(f"MIME nesting deeper than {MAX_DEPTH}; kept only raw")
             continue
         children = part.get_payload()
         if isinstance(children, list):
             stack.extend((child, depth + 1) for child in reversed(children))
 
 
-def _read_body(parsed: Parsed, store_blob: Callable[[bytes], str] | None, limit: int) -> None:
+def _read_body(
+    parsed: Parsed,
+    store_blob: StoreBlob | None,
+    limit: int,
+    decoded: dict[Message, tuple[int, Iterator[bytes]]],
+) -> None:
     plain: list[str] = []
     html: list[str] = []
-    for part in _walk(parsed.message, parsed):
+    for part in _walk(parsed.message, parsed.defects):
         ctype = part.get_content_type()
         if ctype.startswith("multipart/"):
             parsed.defects.append(f"{ctype} without parts, read as text")
             ctype = "text/plain"
         disposition = (part.get_content_disposition() or "").lower()
         named = bool(part.get_filename())
-        if ctype in ("text/plain", "text/html") and disposition != "attachment" and not named:
+        if ctype in BODY_TYPES and disposition != "attachment" and not named:
             text = _text(part, parsed)
             (plain if ctype == "text/plain" else html).append(text)
         else:
-            parsed.attachments.append(_attachment(part, parsed, store_blob, limit))
+            parsed.attachments.append(
+                _attachment(part, parsed, store_blob, limit, decoded.get(part))
+            )
     parsed.html = "\n".join(html) or None
     parsed.text = "\n\n".join(t.strip("\n") for t in plain if t.strip())
     if not parsed.text and parsed.html:
@@ -237,22 +297,52 @@ def html_to_text(html: str) -> str:
 
 
 def _attachment(
-    part: Message, parsed: Parsed, store_blob: Callable[[bytes], str] | None, limit: int
+    part: Message,
+    parsed: Parsed,
+    store_blob: StoreBlob | None,
+    limit: int,
+    decoded: tuple[int, Iterator[bytes]] | None,
 ) -> Attachment:
+    """``decoded`` is the size and chunks of an attachment streamed from a large message."""
     ctype = part.get_content_type()[:255]
-    data = _payload(part)
-    digest = hashlib.sha256(data).hexdigest()
+    content: bytes | Iterator[bytes]
+    if decoded is None:
+        content = _payload(part)
+        size = len(content)
+    else:
+        size, content = decoded
     name = safe_filename(header_text(part.get_filename() or ""), ctype, len(parsed.attachments))
-    stored = store_blob is not None and len(data) <= limit
-    if stored:
-        store_blob(data)
-    elif store_blob is not None:
+    stored = store_blob is not None and size <= limit
+    digest = _digest(content, store_blob if stored else None)
+    if store_blob is not None and not stored:
         parsed.defects.append(
-            f"attachment {name!r} ({len(data)} bytes) is over the limit of "
+            f"attachment {name!r} ({size} bytes) is over the limit of "
             f"{limit} bytes: recorded, not stored (the raw message keeps it)"
         )
     inline = (part.get_content_disposition() or "") == "inline" or bool(part.get("content-id"))
-    return Attachment(name, ctype, len(data), digest, inline=inline, stored=stored)
+    return Attachment(name, ctype, size, digest, inline=inline, stored=stored)
+
+
+def _digest(content: bytes | Iterator[bytes], store_blob: StoreBlob | None) -> str:
+    """The sha256 of the content, handed to ``store_blob`` on the way: chunks are read once."""
+    digest = hashlib.sha256()
+    if isinstance(content, bytes):
+        digest.update(content)
+        if store_blob is not None:
+            store_blob(content)
+        return digest.hexdigest()
+    chunks = _hashing(content, digest.update)
+    if store_blob is not None:
+        store_blob(chunks)
+    for _ in chunks:  # whatever the store did not read, all of it when there is no store
+        pass
+    return digest.hexdigest()
+
+
+def _hashing(chunks: Iterator[bytes], update: Callable[[bytes], None]) -> Iterator[bytes]:
+    for chunk in chunks:
+        update(chunk)
+        yield chunk
 
 
 def safe_filename(name: str, content_type: str, index: int) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+StoreBlob = Callable[[bytes | Iterator[bytes]], str]
+"""Stores an attachment's bytes, or the chunks of one streamed from a large message, and
+returns its sha256 key."""
 
 
 class Kind(StrEnum):
@@ -50,8 +54,8 @@ class ParseContext:
     agent_addresses: frozenset[str] = frozenset()
     secret: bytes = b""
     loop_marker: str = "postdesk"
-    store_blob: Callable[[bytes], str] | None = None
-    """Receives each attachment's bytes and returns its sha256 key; None keeps nothing."""
+    store_blob: StoreBlob | None = None
+    """Receives each attachment to keep; None keeps nothing."""
     max_attachment_bytes: int = 25 * 1024 * 1024
 
 

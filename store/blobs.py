@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from config.errors import TemporaryFailure
 
 
 class BlobStore:
-    """Files named by the sha256 of their content, so a second write of the same bytes is free."""
+    """Files named by the sha256 of their content, so a second write of the same bytes keeps
+    the first file and costs no fsync."""
 
     def __init__(self, root: Path, suffix: str = "") -> None:
         self.root = root
@@ -22,20 +24,37 @@ class BlobStore:
             raise ValueError(f"not a sha256 key: {sha256!r}")
         return self.root / sha256[:2] / f"{sha256}{self.suffix}"
 
-    def put(self, data: bytes) -> str:
-        """Store data and fsync it before returning its key; disk errors are temporary."""
-        sha256 = hashlib.sha256(data).hexdigest()
-        target = self.path(sha256)
-        if target.exists():
-            return sha256
+    def put(self, data: bytes | Iterable[bytes]) -> str:
+        """Store data and fsync it before returning its key; disk errors are temporary.
+
+        Data may come as chunks, hashed as they are written, so that an attachment streamed
+        from a large message is never whole in memory; its key is known only at the end,
+        hence the temporary file in the root folder. Whole bytes already stored (a message
+        delivered again) are recognised before anything is written.
+        """
+        if isinstance(data, bytes | bytearray):
+            sha256 = hashlib.sha256(data).hexdigest()
+            if self.path(sha256).exists():
+                return sha256
+            data = (data,)
+        digest = hashlib.sha256()
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    for chunk in data:
+                        digest.update(chunk)
+                        fh.write(chunk)
+                    target = self.path(digest.hexdigest())
+                    known = target.exists()
+                    if not known:
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                if known:
+                    Path(tmp).unlink()
+                    return digest.hexdigest()
+                target.parent.mkdir(exist_ok=True)
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -49,7 +68,7 @@ class BlobStore:
             raise TemporaryFailure(
                 f"cannot store blob in {self.root}: {exc.strerror or exc}"
             ) from exc
-        return sha256
+        return digest.hexdigest()
 
     def get(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
