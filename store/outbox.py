@@ -44,7 +44,8 @@ def claim_due(session: Session, now: datetime, lease: timedelta, limit: int = 50
     """Take due rows for ``lease``; another sender skips them, and a crash only delays them.
 
     A ticket's mail leaves in the order it was queued: a row waits while an earlier one of
-    its ticket is still queued (deferred, or claimed by another sender).
+    its ticket is still queued (deferred, or claimed by another sender). Rows are taken in
+    the order of the due index, so a claim reads the first eligible rows, not every due one.
     """
     earlier = aliased(Outbox)
     waiting = exists().where(
@@ -54,7 +55,7 @@ def claim_due(session: Session, now: datetime, lease: timedelta, limit: int = 50
         session.scalars(
             select(Outbox)
             .where(Outbox.status == QUEUED, Outbox.next_attempt_at <= now, ~waiting)
-            .order_by(Outbox.id)
+            .order_by(Outbox.next_attempt_at, Outbox.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
