@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -190,16 +190,23 @@ def _process(
     return _create(app, session, inbound, msg, thread.related, now)
 
 
+SEEN = select(Inbound.id, Inbound.sha256).where(
+    or_(
+        Inbound.sha256 == bindparam("sha256"),
+        and_(
+            Inbound.message_id == bindparam("message_id"), Inbound.from_addr == bindparam("sender")
+        ),
+    )
+)
+"""Built once, as it is asked for every message."""
+
+
 def _seen(session: Session, msg: InboundMessage) -> tuple[bool, int | None]:
     """Whether these exact bytes were received before, else an earlier inbound with the same
     Message-ID from the same sender (a copy re-encoded on the way), asked in one query."""
-    same_id = (
-        and_(Inbound.message_id == msg.message_id, Inbound.from_addr == msg.from_addr)
-        if msg.message_id
-        else false()
-    )
     rows = session.execute(
-        select(Inbound.id, Inbound.sha256).where(or_(Inbound.sha256 == msg.raw_sha256, same_id))
+        SEEN,
+        {"sha256": msg.raw_sha256, "message_id": msg.message_id or None, "sender": msg.from_addr},
     ).all()
     if any(sha256 == msg.raw_sha256 for _, sha256 in rows):
         return True, None

@@ -40,6 +40,9 @@ class DeliveryError(Exception):
 
 
 class Transport(Protocol):
+    claim: int
+    """Rows claimed at a time: as many as surely go out well within the lease."""
+
     def send(self, sender: str, recipients: list[str], content: bytes) -> None: ...
 
     def close(self) -> None: ...
@@ -47,6 +50,8 @@ class Transport(Protocol):
 
 class MaildirTransport:
     """For a single machine and for tests: each mail becomes a file in ``new/``."""
+
+    claim = 50
 
     def __init__(self, path: Path) -> None:
         self.maildir = mailbox.Maildir(path, create=True)
@@ -62,7 +67,10 @@ class MaildirTransport:
 
 
 class SmtpTransport:
-    """One connection per delivery run, opened on first use."""
+    """One connection per delivery run, opened on first use; one row claimed at a time, as
+    a relay may take its whole timeout over each."""
+
+    claim = 1
 
     def __init__(self, relay: SmtpRelay) -> None:
         self.relay = relay
@@ -149,7 +157,7 @@ def deliver_due(db: Database, settings: Settings, now: datetime | None = None) -
             with db.transaction() as session:
                 rows = [
                     (r.id, list(r.recipients), bytes(r.content), r.attempts)
-                    for r in outbox.claim_due(session, run.now, LEASE, limit=1)
+                    for r in outbox.claim_due(session, run.now, LEASE, limit=run.transport.claim)
                 ]
             if not rows:
                 return run.stats

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from parsers.model import InboundMessage
@@ -43,11 +43,7 @@ def find_thread(session: Session, msg: InboundMessage, agents: frozenset[str]) -
         related = related or ticket
     refs = [*msg.in_reply_to, *reversed(msg.references)]
     if refs:
-        found = dict(
-            session.execute(
-                select(Message.message_id, Message.ticket_id).where(Message.message_id.in_(refs))
-            ).all()
-        )
+        found = dict(session.execute(BY_MESSAGE_ID, {"ids": refs}).all())
         for ref in refs:
             if ref in found:
                 ticket = session.get(Ticket, found[ref])
@@ -63,25 +59,30 @@ def find_thread(session: Session, msg: InboundMessage, agents: frozenset[str]) -
     return Thread(None, "", related)
 
 
+# Statements of every message, built once: building one costs more than running it.
+PARTICIPANT = select(Participant.id).where(
+    Participant.ticket_id == bindparam("ticket_id"), Participant.email == bindparam("email")
+)
+NEXT_NUMBER = (
+    update(Counter)
+    .where(Counter.name == "ticket")
+    .values(value=Counter.value + 1)
+    .returning(Counter.value)
+)
+BY_MESSAGE_ID = select(Message.message_id, Message.ticket_id).where(
+    Message.message_id.in_(bindparam("ids", expanding=True))
+)
+KNOWN_CUSTOMER = select(Ticket.id).where(Ticket.requester == bindparam("address")).limit(1)
+
+
 def is_participant(session: Session, ticket_id: int, email: str) -> bool:
-    return (
-        session.scalar(
-            select(Participant.id).where(
-                Participant.ticket_id == ticket_id, Participant.email == email.lower()
-            )
-        )
-        is not None
-    )
+    found = session.scalar(PARTICIPANT, {"ticket_id": ticket_id, "email": email.lower()})
+    return found is not None
 
 
 def next_number(session: Session) -> int:
     """The next ticket number; the counter row's lock serialises concurrent creators."""
-    value = session.scalar(
-        update(Counter)
-        .where(Counter.name == "ticket")
-        .values(value=Counter.value + 1)
-        .returning(Counter.value)
-    )
+    value = session.scalar(NEXT_NUMBER)
     if value is None:
         raise RuntimeError("the ticket counter row is missing: run `postdesk db upgrade`")
     return int(value)
@@ -110,7 +111,7 @@ def pick_assignee(session: Session, candidates: list[str], strategy: str, queue:
 
 
 def is_known_customer(session: Session, address: str) -> bool:
-    return session.scalar(select(Ticket.id).where(Ticket.requester == address).limit(1)) is not None
+    return session.scalar(KNOWN_CUSTOMER, {"address": address}) is not None
 
 
 def add_participants(
