@@ -197,6 +197,17 @@ def thread_references(references: Sequence[str], in_reply_to: str | None) -> lis
     return chain
 
 
+def _set(mail: EmailMessage, name: str, value: str) -> None:
+    """Plain ASCII (addresses, ids, dates, English subjects) goes in as it is, folded only if
+    long: the standard library would parse each value into a header object first, which
+    cost more than the rest of composing. Anything else is encoded as RFC 2047 asks. The
+    value has passed ``one_line``, so it cannot start a header of its own either way."""
+    if value.isascii():
+        mail.set_raw(name, value)
+    else:
+        mail[name] = value
+
+
 def compose(
     rendered: Rendered,
     *,
@@ -219,24 +230,24 @@ def compose(
     side (even another help desk) treats it as a person's answer.
     """
     mail = EmailMessage(policy=SMTP)
-    mail["From"] = one_line(from_addr)
-    mail["To"] = one_line(to)
+    fields = {"From": from_addr, "To": to}
     if cc:
-        mail["Cc"] = ", ".join(one_line(a) for a in cc)
-    mail["Subject"] = one_line(rendered.subject)
-    mail["Date"] = format_datetime(date)
-    mail["Message-ID"] = f"<{one_line(message_id)}>"
+        fields["Cc"] = ", ".join(one_line(a) for a in cc)
+    fields["Subject"] = rendered.subject
+    fields["Date"] = format_datetime(date)
+    fields["Message-ID"] = f"<{message_id}>"
     if in_reply_to:
-        mail["In-Reply-To"] = f"<{one_line(in_reply_to)}>"
+        fields["In-Reply-To"] = f"<{in_reply_to}>"
     if chain := thread_references(references, in_reply_to):
-        mail["References"] = " ".join(f"<{one_line(r)}>" for r in chain)
+        fields["References"] = " ".join(f"<{one_line(r)}>" for r in chain)
     if auto_submitted:
-        mail["Auto-Submitted"] = auto_submitted
-    mail["X-Auto-Response-Suppress"] = "All"
+        fields["Auto-Submitted"] = auto_submitted
+    fields["X-Auto-Response-Suppress"] = "All"
     if loop_marker:
-        mail["X-Postdesk-Loop"] = one_line(loop_marker)
-    for name, value in (extra_headers or {}).items():
-        mail[name] = one_line(value)
+        fields["X-Postdesk-Loop"] = loop_marker
+    fields.update(extra_headers or {})
+    for name, value in fields.items():
+        _set(mail, name, one_line(value))
     mail.set_content(rendered.text, charset="utf-8")
     if rendered.html is not None:
         mail.add_alternative(rendered.html, subtype="html", charset="utf-8")
