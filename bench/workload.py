@@ -9,6 +9,7 @@ deterministic, so two runs (or two systems) get the same bytes apart from Messag
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -27,10 +28,10 @@ CUSTOMERS = 200
 
 def messages(count: int) -> Iterator[bytes]:
     """``count`` raw messages in the mix described above."""
-    sent: list[tuple[int, EmailMessage]] = []
+    sent: deque[tuple[int, EmailMessage]] = deque(maxlen=3)
     for i in range(count):
         if i % 10 in (4, 8):
-            customer, earlier = sent[i - 3]
+            customer, earlier = sent[0]
             msg = _reply(earlier, customer, i)
         else:
             customer, msg = i % CUSTOMERS, _new(i)

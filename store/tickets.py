@@ -68,6 +68,7 @@ NEXT_NUMBER = (
     .where(Counter.name == "ticket")
     .values(value=Counter.value + 1)
     .returning(Counter.value)
+    .execution_options(synchronize_session=False)  # no Counter object is ever loaded
 )
 BY_MESSAGE_ID = select(Message.message_id, Message.ticket_id).where(
     Message.message_id.in_(bindparam("ids", expanding=True))
