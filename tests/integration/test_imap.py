@@ -202,17 +202,21 @@ def test_server_restart_mid_session_reconnects(make_app: Any, dovecot: Dovecot) 
     assert count(app, Ticket) == 1
 
 
-def test_server_restart_during_a_fetch_loses_and_repeats_nothing(
-    make_app: Any, dovecot: Dovecot
-) -> None:
-    app = make_app()
-    total = 600
+def append_backlog(dovecot: Dovecot, total: int) -> None:
     with dovecot.client() as client:
         for start in range(0, total, 200):
             client.multiappend(
                 "INBOX",
                 [mail(subject=f"backlog {i}").as_bytes() for i in range(start, start + 200)],
             )
+
+
+def test_server_restart_during_a_fetch_loses_and_repeats_nothing(
+    make_app: Any, dovecot: Dovecot
+) -> None:
+    app = make_app()
+    total = 600
+    append_backlog(dovecot, total)
     with running(app) as poller:
         assert poller.wait(lambda p: p.handled >= 50, WAIT)
         dovecot.stop()  # while the backlog is being fetched and ingested
@@ -229,12 +233,7 @@ def test_server_restart_during_a_fetch_loses_and_repeats_nothing(
 def test_backlog_drains_in_chunks(make_app: Any, dovecot: Dovecot) -> None:
     app = make_app()
     total = 2000
-    with dovecot.client() as client:
-        for start in range(0, total, 200):
-            client.multiappend(
-                "INBOX",
-                [mail(subject=f"backlog {i}").as_bytes() for i in range(start, start + 200)],
-            )
+    append_backlog(dovecot, total)
     with running(app) as poller:
         assert poller.wait(lambda p: p.handled == total, 120)
     assert count(app, Ticket) == total
