@@ -148,8 +148,9 @@ class DeliveryStats:
 def deliver_due(db: Database, settings: Settings, now: datetime | None = None) -> DeliveryStats:
     """Deliver every row due at ``now`` once; claimed rows are invisible to other senders.
 
-    An unreachable relay ends the run: the rows not tried stay due for the next one instead
-    of each waiting out a connection timeout and a backoff of its own.
+    An unreachable relay ends the run: the rows not tried stay queued for a later one (those
+    already claimed once their lease ends) instead of each waiting out a connection timeout
+    and a backoff of its own.
     """
     run = _Run(db, settings, now or clock.now())
     try:
