@@ -35,6 +35,7 @@ from parsers.model import InboundMessage, Kind
 from parsers.references import verify_survey_token
 from rules.engine import Decision, evaluate
 from rules.matchers import Context
+from store import inbound as received_rows
 from store import outbox, suppressions
 from store.lifecycle import move
 from store.models import Inbound, Message, Ticket
@@ -44,6 +45,7 @@ from store.tickets import (
     find_thread,
     is_known_customer,
     next_number,
+    open_ticket,
     pick_assignee,
     record_inbound,
 )
@@ -65,6 +67,14 @@ class IngestResult:
 
 
 SAME_BYTES = IngestResult(DUPLICATE, reason="same bytes already received")
+
+
+@dataclass(frozen=True)
+class Received:
+    """The inbound row of the message being processed."""
+
+    id: int
+    source: str
 
 
 def ingest(app: App, raw: bytes, source: str, now: datetime | None = None) -> IngestResult:
@@ -116,15 +126,14 @@ def _quarantine(
         with app.db.transaction() as session:
             if _known(session, sha256):
                 return SAME_BYTES
-            session.add(
-                Inbound(
-                    sha256=sha256,
-                    source=source,
-                    size=len(raw),
-                    received_at=now,
-                    status=QUARANTINED,
-                    reason=reason,
-                )
+            received_rows.receive(
+                session,
+                sha256=sha256,
+                source=source,
+                size=len(raw),
+                received_at=now,
+                status=QUARANTINED,
+                reason=reason,
             )
     except IntegrityError:
         return IngestResult(DUPLICATE, reason="received concurrently by another process")
@@ -138,26 +147,28 @@ def _process(
     seen, original = _seen(session, msg)
     if seen:
         return SAME_BYTES
-    inbound = Inbound(
-        sha256=msg.raw_sha256,
-        message_id=msg.message_id,
-        from_addr=msg.from_addr,
-        subject=msg.subject[:2000],
-        source=source,
-        size=msg.size,
-        received_at=now,
-        status="",
-    )
-    session.add(inbound)
+    row = {
+        "sha256": msg.raw_sha256,
+        "message_id": msg.message_id,
+        "from_addr": msg.from_addr,
+        "subject": msg.subject[:2000],
+        "source": source,
+        "size": msg.size,
+        "received_at": now,
+    }
     if original is not None:
-        return _finish(inbound, DUPLICATE, f"same Message-ID as inbound #{original}", None)
-    session.flush()
+        reason = f"same Message-ID as inbound #{original}"
+        received_rows.receive(session, **row, status=DUPLICATE, reason=reason)
+        return IngestResult(DUPLICATE, reason=reason)
+    inbound = Received(received_rows.receive(session, **row, status=""), source)
     thread = find_thread(session, msg, app.settings.agent_addresses)
     if msg.kind == Kind.BOUNCE and msg.token_tickets:
         bounced = session.get(Ticket, msg.token_tickets[0])
         if bounced is not None:
             _record_bounce(app, session, bounced, msg, inbound, now)
-            return _finish(inbound, SUPPRESSED, f"bounce of our mail: {msg.kind_reason}", bounced)
+            return _finish(
+                session, inbound, SUPPRESSED, f"bounce of our mail: {msg.kind_reason}", bounced
+            )
     if msg.kind == Kind.SURVEY_ANSWER:
         return _survey_answer(app, session, inbound, msg, now)
     if msg.kind == Kind.AGENT:
@@ -165,7 +176,7 @@ def _process(
         target = session.get(Ticket, ticket_id) if ticket_id else thread.ticket
         if target is not None:
             reason, queued = agents.handle(app, session, target, msg, inbound.id, now)
-            _finish(inbound, APPENDED, reason, target)
+            _finish(session, inbound, APPENDED, reason, target)
             return IngestResult(APPENDED, target.number, reason, queued)
     if msg.kind not in (Kind.CUSTOMER, Kind.AGENT):
         if thread.ticket is not None:
@@ -178,7 +189,9 @@ def _process(
                 reason=msg.kind_reason,
                 inbound=inbound.id,
             )
-        return _finish(inbound, SUPPRESSED, f"{msg.kind}: {msg.kind_reason}", thread.ticket)
+        return _finish(
+            session, inbound, SUPPRESSED, f"{msg.kind}: {msg.kind_reason}", thread.ticket
+        )
     ticket = thread.ticket
     if ticket is not None and ticket.status in REOPENABLE:
         ended = ticket.closed_at or ticket.resolved_at or ticket.updated_at
@@ -213,17 +226,17 @@ def _seen(session: Session, msg: InboundMessage) -> tuple[bool, int | None]:
     return False, min((row_id for row_id, _ in rows), default=None)
 
 
-def _finish(inbound: Inbound, status: str, reason: str, ticket: Ticket | None) -> IngestResult:
-    inbound.status = status
-    inbound.reason = reason
-    inbound.ticket_id = ticket.id if ticket else None
+def _finish(
+    session: Session, inbound: Received, status: str, reason: str, ticket: Ticket | None
+) -> IngestResult:
+    received_rows.settle(session, inbound.id, status, reason, ticket.id if ticket else None)
     return IngestResult(status, ticket.number if ticket else None, reason)
 
 
 def _create(
     app: App,
     session: Session,
-    inbound: Inbound,
+    inbound: Received,
     msg: InboundMessage,
     related: Ticket | None,
     now: datetime,
@@ -231,14 +244,22 @@ def _create(
     settings = app.settings
     decision = evaluate(app.policy.rules, msg, _context(app, session, msg, inbound.source, now))
     if decision.spam:
-        return _finish(inbound, QUARANTINED, f"spam by rules: {', '.join(decision.matched)}", None)
+        return _finish(
+            session, inbound, QUARANTINED, f"spam by rules: {', '.join(decision.matched)}", None
+        )
     ticket = Ticket(
         messages=[],
         events=[],
         participants=[],
         sla_flags=[],
         reminders_sent=0,
+        reopen_count=0,
         unanswered=1,
+        first_response_at=None,
+        resolved_at=None,
+        closed_at=None,
+        next_reminder_at=None,
+        csat_score=None,
         number=next_number(session),
         subject=msg.subject.strip() or "(no subject)",
         status="new",
@@ -259,11 +280,10 @@ def _create(
         related_ticket_id=related.id if related else None,
     )
     sla.schedule(app, ticket)
-    session.add(ticket)
+    open_ticket(session, ticket)
     add_participants(session, ticket, [msg.from_addr], "requester", app.own_addresses)
     add_participants(session, ticket, _copied(msg), "cc", app.own_addresses)
     add_participants(session, ticket, decision.watchers, "watcher", app.own_addresses)
-    session.flush()
     message = record_inbound(
         session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now
     )
@@ -283,17 +303,17 @@ def _create(
         add_event(
             ticket, actor="postdesk", type="possibly_related", now=now, related=related.number
         )
-    queued = _acknowledge(app, session, ticket, msg, decision, now)
+    queued = _acknowledge(app, session, ticket, msg, decision, now, is_new=True)
     if settings.notify.new_ticket:
         queued += _notify(app, session, ticket, "new ticket", message, now)
-    result = _finish(inbound, CREATED, "", ticket)
+    result = _finish(session, inbound, CREATED, "", ticket)
     return IngestResult(result.outcome, result.ticket_number, decision.autoreply_reason, queued)
 
 
 def _append(
     app: App,
     session: Session,
-    inbound: Inbound,
+    inbound: Received,
     ticket: Ticket,
     msg: InboundMessage,
     how: str,
@@ -328,11 +348,11 @@ def _append(
         _apply_reply_rules(app, session, ticket, decision, now)
     queued = 0
     if app.settings.autoreply.on_followup and msg.kind == Kind.CUSTOMER:
-        queued = _acknowledge(app, session, ticket, msg, decision, now)
+        queued = _acknowledge(app, session, ticket, msg, decision, now, is_new=False)
     if app.settings.notify.customer_reply:
         event = "reopened" if before in REOPENABLE else "customer reply"
         queued += _notify(app, session, ticket, event, message, now)
-    result = _finish(inbound, APPENDED, how, ticket)
+    result = _finish(session, inbound, APPENDED, how, ticket)
     return IngestResult(result.outcome, result.ticket_number, how, queued)
 
 
@@ -395,7 +415,7 @@ def _apply_reply_rules(
 
 
 def _survey_answer(
-    app: App, session: Session, inbound: Inbound, msg: InboundMessage, now: datetime
+    app: App, session: Session, inbound: Received, msg: InboundMessage, now: datetime
 ) -> IngestResult:
     """A click on a survey link: recorded once on its ticket; never a ticket, never answered."""
     for token in msg.survey_tokens:
@@ -412,7 +432,7 @@ def _survey_answer(
                 score=found[1],
                 kept=ticket.csat_score,
             )
-            return _finish(inbound, SUPPRESSED, "survey already answered", ticket)
+            return _finish(session, inbound, SUPPRESSED, "survey already answered", ticket)
         ticket.csat_score = found[1]
         comment = msg.new_text.strip()[:2000]
         add_event(
@@ -423,12 +443,17 @@ def _survey_answer(
             score=found[1],
             comment=comment,
         )
-        return _finish(inbound, SUPPRESSED, f"survey answer {found[1]}", ticket)
-    return _finish(inbound, SUPPRESSED, "survey answer with no valid token", None)
+        return _finish(session, inbound, SUPPRESSED, f"survey answer {found[1]}", ticket)
+    return _finish(session, inbound, SUPPRESSED, "survey answer with no valid token", None)
 
 
 def _record_bounce(
-    app: App, session: Session, ticket: Ticket, msg: InboundMessage, inbound: Inbound, now: datetime
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    msg: InboundMessage,
+    inbound: Received,
+    now: datetime,
 ) -> None:
     """Our mail for this ticket bounced: note it, stop automatic mail there, tell the agents.
 
@@ -512,6 +537,8 @@ def _acknowledge(
     msg: InboundMessage,
     decision: Decision,
     now: datetime,
+    *,
+    is_new: bool,
 ) -> int:
     """Queue the acknowledgement if rules and policy allow; the decision is recorded either way."""
     settings = app.settings
@@ -519,7 +546,6 @@ def _acknowledge(
     if template is None:
         reason = decision.autoreply_reason or "suppressed by rules"
     else:
-        is_new = len(ticket.messages) <= 1
         verdict = decide(
             msg,
             own_addresses=app.own_addresses,

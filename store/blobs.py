@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from config.errors import TemporaryFailure
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class BlobStore:
@@ -20,7 +23,7 @@ class BlobStore:
         self.suffix = suffix
 
     def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+        if not SHA256.fullmatch(sha256):
             raise ValueError(f"not a sha256 key: {sha256!r}")
         return self.root / sha256[:2] / f"{sha256}{self.suffix}"
 

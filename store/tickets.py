@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, make_transient_to_detached, object_session, selectinload
 
 from parsers.model import InboundMessage
 from store.models import AttachmentRow, Counter, Event, Message, Participant, Ticket
@@ -74,6 +74,20 @@ BY_MESSAGE_ID = select(Message.message_id, Message.ticket_id).where(
     Message.message_id.in_(bindparam("ids", expanding=True))
 )
 KNOWN_CUSTOMER = select(Ticket.id).where(Ticket.requester == bindparam("address")).limit(1)
+
+
+def open_ticket(session: Session, ticket: Ticket) -> None:
+    """Insert a new ticket with one statement and attach it to the session as if loaded.
+
+    Flushing the ticket only to learn its id cost more than flushing the rest of its rows
+    together. Every column must be set on ``ticket`` (one left unset would be read back by
+    a query); participants, messages and events are added after this call.
+    """
+    table = Ticket.__table__
+    values = {c.key: getattr(ticket, c.key) for c in table.columns if not c.primary_key}
+    ticket.id = session.connection().execute(table.insert(), values).inserted_primary_key[0]
+    make_transient_to_detached(ticket)
+    session.add(ticket)
 
 
 def is_participant(session: Session, ticket_id: int, email: str) -> bool:
@@ -164,7 +178,7 @@ def record_inbound(
             for a in msg.attachments
         ],
     )
-    ticket.messages.append(message)
+    _join(ticket, message)
     ticket.updated_at = now
     return message
 
@@ -193,12 +207,22 @@ def record_outbound(
         message_id=message_id,
         created_at=now,
     )
-    ticket.messages.append(message)
+    _join(ticket, message)
     return message
 
 
 def add_event(ticket: Ticket, *, actor: str, type: str, now: datetime, **data: Any) -> None:
-    ticket.events.append(Event(actor=actor, type=type, at=now, data=data))
+    _join(ticket, Event(actor=actor, type=type, at=now, data=data))
+
+
+def _join(ticket: Ticket, row: Message | Event) -> None:
+    """Join a row to its ticket from the row's side: appending to ``ticket.messages`` or
+    ``ticket.events`` first loads every earlier one, a whole history on each reply, while
+    this adds it to a loaded collection and leaves an unloaded one for its next load."""
+    row.ticket = ticket
+    session = object_session(ticket)
+    if session is not None:
+        session.add(row)
 
 
 def load_ticket(session: Session, ref: str) -> Ticket | None:
