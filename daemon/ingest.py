@@ -37,6 +37,7 @@ from rules.engine import Decision, evaluate
 from rules.matchers import Context
 from store import inbound as received_rows
 from store import outbox, suppressions
+from store.db import run
 from store.lifecycle import move
 from store.models import Inbound, Message, Ticket
 from store.tickets import (
@@ -217,7 +218,8 @@ SEEN = select(Inbound.id, Inbound.sha256).where(
 def _seen(session: Session, msg: InboundMessage) -> tuple[bool, int | None]:
     """Whether these exact bytes were received before, else an earlier inbound with the same
     Message-ID from the same sender (a copy re-encoded on the way), asked in one query."""
-    rows = session.execute(
+    rows = run(
+        session,
         SEEN,
         {"sha256": msg.raw_sha256, "message_id": msg.message_id or None, "sender": msg.from_addr},
     ).all()

@@ -10,6 +10,7 @@ from email.utils import parseaddr
 from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
+from store.db import run
 from store.models import Outbox
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
@@ -103,7 +104,7 @@ def count_recent(
     """
     query = _recent(to_addr is not None, ticket_id is not None, cap is not None)
     params = {"kinds": kinds, "since": since, "to_addr": (to_addr or "").lower()}
-    return session.scalar(query, {**params, "ticket_id": ticket_id, "cap": cap}) or 0
+    return run(session, query, {**params, "ticket_id": ticket_id, "cap": cap}).scalar() or 0
 
 
 @functools.cache

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
+from store.db import run
 from store.models import Suppression
 
-ACTIVE = select(Suppression).where(
+ACTIVE = select(Suppression.reason, Suppression.until).where(
     Suppression.address == bindparam("address"), Suppression.until > bindparam("now")
 )
 """Built once: asked for every acknowledgement, and building a statement costs more than
 running it."""
 
 
-def active(session: Session, address: str, now: datetime) -> Suppression | None:
-    return session.scalar(ACTIVE, {"address": address.lower(), "now": now})
+def active(session: Session, address: str, now: datetime) -> Row[tuple[str, datetime]] | None:
+    """The reason and end of the address's suppression, if one is running."""
+    return run(session, ACTIVE, {"address": address.lower(), "now": now}).first()
 
 
 def suppress(session: Session, address: str, reason: str, now: datetime, until: datetime) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached, object_session, selectinload
 
 from parsers.model import InboundMessage
+from store.db import run
 from store.models import AttachmentRow, Counter, Event, Message, Participant, Ticket
 from store.temperature import temperature
 
@@ -43,7 +44,7 @@ def find_thread(session: Session, msg: InboundMessage, agents: frozenset[str]) -
         related = related or ticket
     refs = [*msg.in_reply_to, *reversed(msg.references)]
     if refs:
-        found = dict(session.execute(BY_MESSAGE_ID, {"ids": refs}).all())
+        found = dict(run(session, BY_MESSAGE_ID, {"ids": refs}).all())
         for ref in refs:
             if ref in found:
                 ticket = session.get(Ticket, found[ref])
@@ -68,7 +69,6 @@ NEXT_NUMBER = (
     .where(Counter.name == "ticket")
     .values(value=Counter.value + 1)
     .returning(Counter.value)
-    .execution_options(synchronize_session=False)  # no Counter object is ever loaded
 )
 BY_MESSAGE_ID = select(Message.message_id, Message.ticket_id).where(
     Message.message_id.in_(bindparam("ids", expanding=True))
@@ -91,13 +91,13 @@ def open_ticket(session: Session, ticket: Ticket) -> None:
 
 
 def is_participant(session: Session, ticket_id: int, email: str) -> bool:
-    found = session.scalar(PARTICIPANT, {"ticket_id": ticket_id, "email": email.lower()})
+    found = run(session, PARTICIPANT, {"ticket_id": ticket_id, "email": email.lower()}).first()
     return found is not None
 
 
 def next_number(session: Session) -> int:
     """The next ticket number; the counter row's lock serialises concurrent creators."""
-    value = session.scalar(NEXT_NUMBER)
+    value = run(session, NEXT_NUMBER, {}).scalar()
     if value is None:
         raise RuntimeError("the ticket counter row is missing: run `postdesk db upgrade`")
     return int(value)
@@ -126,7 +126,7 @@ def pick_assignee(session: Session, candidates: list[str], strategy: str, queue:
 
 
 def is_known_customer(session: Session, address: str) -> bool:
-    return session.scalar(KNOWN_CUSTOMER, {"address": address}) is not None
+    return run(session, KNOWN_CUSTOMER, {"address": address}).first() is not None
 
 
 def add_participants(

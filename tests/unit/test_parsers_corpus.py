@@ -8,11 +8,14 @@ changes its mind, the test says so.
 from __future__ import annotations
 
 import csv
+import email
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from config.errors import BadData
-from parsers import parse
+from parsers import mime, parse
 from parsers.model import Kind, ParseContext
 from tests.helpers import DATA
 
@@ -89,3 +92,49 @@ def test_human_mail_is_a_customer(path: str) -> None:
 def test_what_is_not_mail_is_quarantined(path: str) -> None:
     kind, reason = _outcome(path)
     assert kind == "quarantine", reason
+
+
+ADDRESS_FIELDS = ("from", "to", "cc", "reply-to", "sender", "delivered-to")
+
+
+def _address_values() -> list[str]:
+    values = []
+    for row in ROWS:
+        message = email.message_from_bytes((CORPUS / row["path"]).read_bytes())
+        for name in ADDRESS_FIELDS:
+            values += [mime._plain(v) for v in mime.raw_values(message, name)]
+    return values
+
+
+def _normal(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(" ".join(display.split()), address) for display, address in pairs]
+
+
+def test_simple_address_shortcut_reads_as_the_strict_parser_does() -> None:
+    """The shortcut for plain ``name <address>`` fields must agree with the RFC 5322 parser
+    wherever it applies; the corpus must exercise both ways."""
+    values = _address_values()
+    simple = [v for v in values if mime.SIMPLE_ADDRESS.fullmatch(v)]
+    assert len(simple) > 100
+    assert len(values) - len(simple) > 50
+    for value in simple:
+        match = mime.SIMPLE_ADDRESS.fullmatch(value)
+        assert match is not None
+        shortcut = [(match["name"] or "", match["address"])]
+        assert _normal(shortcut) == _normal(mime.parse_addresses("to", value)), value
+
+
+@given(
+    name=st.text(alphabet="ABCabc019_' -", max_size=12),
+    local=st.from_regex(r"[A-Za-z0-9_%+=-]{1,5}(\.[A-Za-z0-9_%+=-]{1,5}){0,2}", fullmatch=True),
+    domain=st.from_regex(r"[A-Za-z0-9-]{1,6}(\.[A-Za-z0-9-]{1,4}){0,2}", fullmatch=True),
+    bracketed=st.booleans(),
+)
+def test_simple_address_shortcut_agrees_on_generated_fields(
+    name: str, local: str, domain: str, bracketed: bool
+) -> None:
+    value = mime._plain(f"{name} <{local}@{domain}>" if bracketed else f"{local}@{domain}")
+    match = mime.SIMPLE_ADDRESS.fullmatch(value)
+    if match is not None:
+        shortcut = [(match["name"] or "", match["address"])]
+        assert _normal(shortcut) == _normal(mime.parse_addresses("to", value)), value
