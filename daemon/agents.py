@@ -179,7 +179,7 @@ def _apply(
         if "@" not in arg or " " in arg:
             outcome.refused.append(f"#cc {arg}: not an address")
             return
-        added = add_participants(session, ticket, [arg], "cc", app.own_addresses)
+        added = add_participants(session, ticket, [(arg, "cc")], app.own_addresses)
         outcome.done.append(f"{arg} copied from now on" if added else f"{arg} was already copied")
     ticket.updated_at = now
 
@@ -212,8 +212,9 @@ def _note(
     inbound_id: int,
     now: datetime,
 ) -> int:
-    note = record_inbound(session, ticket, msg, inbound_id=inbound_id, kind="note", now=now)
-    note.body = text
+    note = record_inbound(
+        session, ticket, msg, inbound_id=inbound_id, kind="note", now=now, body=text
+    )
     colleagues = {ticket.assignee} if ticket.assignee else set()
     colleagues |= {m.from_addr for m in ticket.messages if m.kind == "note"}
     colleagues |= {e.actor for e in ticket.events if e.type == "agent_mail"}

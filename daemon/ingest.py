@@ -250,9 +250,6 @@ def _create(
             session, inbound, QUARANTINED, f"spam by rules: {', '.join(decision.matched)}", None
         )
     ticket = Ticket(
-        messages=[],
-        events=[],
-        participants=[],
         sla_flags=[],
         reminders_sent=0,
         reopen_count=0,
@@ -283,9 +280,12 @@ def _create(
     )
     sla.schedule(app, ticket)
     open_ticket(session, ticket)
-    add_participants(session, ticket, [msg.from_addr], "requester", app.own_addresses)
-    add_participants(session, ticket, _copied(msg), "cc", app.own_addresses)
-    add_participants(session, ticket, decision.watchers, "watcher", app.own_addresses)
+    entries = [
+        (msg.from_addr, "requester"),
+        *((address, "cc") for address in _copied(msg)),
+        *((address, "watcher") for address in decision.watchers),
+    ]
+    add_participants(session, ticket, entries, app.own_addresses)
     message = record_inbound(
         session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now
     )
@@ -324,7 +324,9 @@ def _append(
     message = record_inbound(
         session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now
     )
-    added = add_participants(session, ticket, _copied(msg), "cc", app.own_addresses)
+    added = add_participants(
+        session, ticket, [(address, "cc") for address in _copied(msg)], app.own_addresses
+    )
     before = ticket.status
     if msg.kind == Kind.CUSTOMER:
         ticket.unanswered += 1
@@ -404,7 +406,8 @@ def _apply_reply_rules(
         ticket.priority = then.priority or ticket.priority
         ticket.assignee = then.assignee or ticket.assignee
         ticket.tags = sorted({*ticket.tags, *then.tags})
-    add_participants(session, ticket, decision.watchers, "watcher", app.own_addresses)
+    watchers = [(address, "watcher") for address in decision.watchers]
+    add_participants(session, ticket, watchers, app.own_addresses)
     after = {"queue": ticket.queue, "priority": ticket.priority, "assignee": ticket.assignee}
     add_event(
         ticket,

@@ -182,7 +182,7 @@ def queue_relay(
         now=now,
         ticket_id=ticket.id,
     )
-    message = record_outbound(
+    return record_outbound(
         session,
         ticket,
         kind="agent",
@@ -192,9 +192,8 @@ def queue_relay(
         body=text,
         message_id=mid,
         now=now,
+        inbound_id=inbound_id,
     )
-    message.inbound_id = inbound_id
-    return message
 
 
 def queue_acknowledgement(

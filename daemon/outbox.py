@@ -186,22 +186,22 @@ class _Run:
         except DeliveryError as exc:
             self._failed(row_id, attempts, exc)
             return not exc.unreachable
-        with self.db.transaction() as session:
-            outbox.mark_sent(session, row_id, clock.now())
+        with self.db.connect() as conn:
+            outbox.mark_sent(conn, row_id, clock.now())
         self.stats.sent += 1
         log.info("mail delivered", extra={"outbox": row_id, "to": ",".join(recipients)})
         return True
 
     def _failed(self, row_id: int, attempts: int, exc: DeliveryError) -> None:
         out = self.settings.outgoing
-        with self.db.transaction() as session:
+        with self.db.connect() as conn:
             if exc.permanent or attempts >= out.max_attempts:
-                outbox.mark_failed(session, row_id, str(exc))
+                outbox.mark_failed(conn, row_id, str(exc))
                 self.stats.failed += 1
                 log.error("delivery failed for good", extra={"outbox": row_id, "error": str(exc)})
                 return
             retry_at = self.now + backoff(attempts, out)
-            outbox.mark_retry(session, row_id, str(exc), retry_at)
+            outbox.mark_retry(conn, row_id, str(exc), retry_at)
         self.stats.retried += 1
         log.warning(
             "delivery deferred",

@@ -8,9 +8,10 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 
 from sqlalchemy import Select, bindparam, exists, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 
-from store.db import run
+from store.db import insert_row, run
 from store.models import Outbox
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
@@ -25,8 +26,8 @@ def enqueue(
     now: datetime,
     ticket_id: int | None = None,
 ) -> Outbox:
-    """Queue a composed mail; it is due at once. Sender and Message-ID are read from the
-    fields as set: fetching them through the policy would parse each into a header object."""
+    """Queue a composed mail, due at once; its row is written at once. Sender and Message-ID
+    are read from the fields as set: fetching them through the policy would parse each."""
     fields = {name.lower(): str(value) for name, value in mail.raw_items()}
     row = Outbox(
         ticket_id=ticket_id,
@@ -38,9 +39,12 @@ def enqueue(
         content=mail.as_bytes(),
         status=QUEUED,
         next_attempt_at=now,
+        attempts=0,
+        last_error="",
         created_at=now,
+        sent_at=None,
     )
-    session.add(row)
+    insert_row(session, row)
     return row
 
 
@@ -71,20 +75,21 @@ def claim_due(session: Session, now: datetime, lease: timedelta, limit: int = 50
 
 
 ROW = Outbox.__table__.update().where(Outbox.__table__.c.id == bindparam("row_id"))
-"""Delivery outcomes change one row by id; a table statement skips the ORM's bookkeeping."""
+"""Delivery outcomes change one row by id, each in a short transaction of its own on a
+plain connection: a mail sent is marked at once, and no ORM session is needed for it."""
 
 
-def mark_sent(session: Session, row_id: int, now: datetime) -> None:
+def mark_sent(conn: Connection, row_id: int, now: datetime) -> None:
     values = {"status": SENT, "sent_at": now, "last_error": "", "content": b""}
-    session.execute(ROW, {"row_id": row_id, **values})
+    conn.execute(ROW, {"row_id": row_id, **values})
 
 
-def mark_retry(session: Session, row_id: int, error: str, at: datetime) -> None:
-    session.execute(ROW, {"row_id": row_id, "next_attempt_at": at, "last_error": error})
+def mark_retry(conn: Connection, row_id: int, error: str, at: datetime) -> None:
+    conn.execute(ROW, {"row_id": row_id, "next_attempt_at": at, "last_error": error})
 
 
-def mark_failed(session: Session, row_id: int, error: str) -> None:
-    session.execute(ROW, {"row_id": row_id, "status": FAILED, "last_error": error})
+def mark_failed(conn: Connection, row_id: int, error: str) -> None:
+    conn.execute(ROW, {"row_id": row_id, "status": FAILED, "last_error": error})
 
 
 def count_recent(

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached, object_session, selectinload
 
 from parsers.model import InboundMessage
-from store.db import run
+from store.db import insert_row, run
 from store.models import AttachmentRow, Counter, Event, Message, Participant, Ticket
 from store.temperature import temperature
 
@@ -79,13 +79,10 @@ KNOWN_CUSTOMER = select(Ticket.id).where(Ticket.requester == bindparam("address"
 def open_ticket(session: Session, ticket: Ticket) -> None:
     """Insert a new ticket with one statement and attach it to the session as if loaded.
 
-    Flushing the ticket only to learn its id cost more than flushing the rest of its rows
-    together. Every column must be set on ``ticket`` (one left unset would be read back by
-    a query); participants, messages and events are added after this call.
+    Every column must be set on ``ticket``; its participants, messages and events are
+    left unloaded, so that rows added to them cost a statement each and no flush.
     """
-    table = Ticket.__table__
-    values = {c.key: getattr(ticket, c.key) for c in table.columns if not c.primary_key}
-    ticket.id = session.connection().execute(table.insert(), values).inserted_primary_key[0]
+    insert_row(session, ticket)
     make_transient_to_detached(ticket)
     session.add(ticket)
 
@@ -130,16 +127,20 @@ def is_known_customer(session: Session, address: str) -> bool:
 
 
 def add_participants(
-    session: Session, ticket: Ticket, addresses: Iterable[str], role: str, exclude: Iterable[str]
+    session: Session,
+    ticket: Ticket,
+    entries: Iterable[tuple[str, str]],
+    exclude: Iterable[str],
 ) -> list[str]:
-    """Add new participants, skipping ours and the ones already there; returns those added."""
+    """Add (address, role) pairs in order, skipping ours and the addresses already there;
+    returns those added."""
     skip = {a.lower() for a in exclude}
     skip.update(p.email for p in ticket.participants)
     added = []
-    for address in addresses:
+    for address, role in entries:
         email = address.lower()
         if email and email not in skip:
-            ticket.participants.append(Participant(email=email, role=role))
+            _add_row(session, ticket, "participants", Participant(email=email, role=role))
             skip.add(email)
             added.append(email)
     return added
@@ -153,7 +154,10 @@ def record_inbound(
     inbound_id: int,
     kind: str,
     now: datetime,
+    body: str | None = None,
 ) -> Message:
+    """The customer's or agent's mail on the ticket; ``body`` replaces its text (a note
+    keeps only what follows the commands)."""
     message = Message(
         inbound_id=inbound_id,
         direction="in",
@@ -162,23 +166,24 @@ def record_inbound(
         to_addrs=list(msg.to),
         cc_addrs=list(msg.cc),
         subject=msg.subject,
-        body=msg.text,
+        body=msg.text if body is None else body,
         html=msg.html,
         message_id=msg.message_id,
         created_at=now,
-        attachments=[
-            AttachmentRow(
-                filename=a.filename,
-                content_type=a.content_type,
-                size=a.size,
-                sha256=a.sha256,
-                inline=a.inline,
-                stored=a.stored,
-            )
-            for a in msg.attachments
-        ],
     )
-    _join(ticket, message)
+    _add_row(session, ticket, "messages", message)
+    for a in msg.attachments:
+        row = AttachmentRow(
+            message_id=message.id,
+            filename=a.filename,
+            content_type=a.content_type,
+            size=a.size,
+            sha256=a.sha256,
+            inline=a.inline,
+            stored=a.stored,
+        )
+        insert_row(session, row)
+        message.attachments.append(row)
     ticket.updated_at = now
     return message
 
@@ -194,8 +199,11 @@ def record_outbound(
     body: str,
     message_id: str,
     now: datetime,
+    inbound_id: int | None = None,
 ) -> Message:
+    """Our mail on the ticket; ``inbound_id`` names the agent's mail it relays."""
     message = Message(
+        inbound_id=inbound_id,
         direction="out",
         kind=kind,
         from_addr=from_addr,
@@ -207,22 +215,27 @@ def record_outbound(
         message_id=message_id,
         created_at=now,
     )
-    _join(ticket, message)
+    _add_row(session, ticket, "messages", message)
     return message
 
 
 def add_event(ticket: Ticket, *, actor: str, type: str, now: datetime, **data: Any) -> None:
-    _join(ticket, Event(actor=actor, type=type, at=now, data=data))
-
-
-def _join(ticket: Ticket, row: Message | Event) -> None:
-    """Join a row to its ticket from the row's side: appending to ``ticket.messages`` or
-    ``ticket.events`` first loads every earlier one, a whole history on each reply, while
-    this adds it to a loaded collection and leaves an unloaded one for its next load."""
-    row.ticket = ticket
     session = object_session(ticket)
-    if session is not None:
-        session.add(row)
+    if session is None:
+        raise RuntimeError("an event needs a ticket that is in a session")
+    _add_row(session, ticket, "events", Event(actor=actor, type=type, at=now, data=data))
+
+
+def _add_row(
+    session: Session, ticket: Ticket, collection: str, row: Participant | Message | Event
+) -> None:
+    """Write a row of the ticket at once, as its own statement; a loaded collection of the
+    ticket is expired, so that its next read sees the row. Appending to the collection
+    instead would first load every earlier row, and cost a flush."""
+    row.ticket_id = ticket.id
+    insert_row(session, row)
+    if collection not in inspect(ticket).unloaded:
+        session.expire(ticket, [collection])
 
 
 def load_ticket(session: Session, ref: str) -> Ticket | None:
