@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached, object_session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from parsers.model import InboundMessage
 from store.db import insert_row, run
@@ -79,12 +80,15 @@ KNOWN_CUSTOMER = select(Ticket.id).where(Ticket.requester == bindparam("address"
 def open_ticket(session: Session, ticket: Ticket) -> None:
     """Insert a new ticket with one statement and attach it to the session as if loaded.
 
-    Every column must be set on ``ticket``; its participants, messages and events are
-    left unloaded, so that rows added to them cost a statement each and no flush.
+    Every column must be set on ``ticket``. Its participants, messages and events are
+    known to be none yet, so reading them costs no query; rows added to them are written
+    one statement each, with no flush.
     """
     insert_row(session, ticket)
     make_transient_to_detached(ticket)
     session.add(ticket)
+    for collection in ("participants", "messages", "events"):
+        set_committed_value(ticket, collection, [])
 
 
 def is_participant(session: Session, ticket_id: int, email: str) -> bool:
