@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from daemon.ingest import ingest
 from store.models import Inbound, Outbox, Ticket
@@ -184,3 +184,34 @@ def test_concurrent_ingest_gives_unique_numbers(app: Any) -> None:
         t.join()
     assert not errors
     assert sorted(n for n in results if n is not None) == list(range(1, 21))
+
+
+def test_a_reply_costs_the_same_statements_however_long_the_ticket(app: Any) -> None:
+    """Appending must not read a ticket's history: the 30th reply asks the database what
+    the 2nd did, and no statement reads the messages or events of the ticket."""
+    ingest(app, mail().as_bytes(), "test", NOW)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    def reply(i: int) -> list[str]:
+        statements.clear()
+        raw = mail(subject="Re: [#1] Printer", body=f"Update {i}.").as_bytes()
+        assert ingest(app, raw, "test", NOW + timedelta(minutes=i)).outcome == "appended"
+        return list(statements)
+
+    event.listen(app.db.engine, "before_cursor_execute", record)
+    try:
+        second = reply(1)
+        for i in range(2, 30):
+            reply(i)
+        thirtieth = reply(30)
+    finally:
+        event.remove(app.db.engine, "before_cursor_execute", record)
+    assert thirtieth == second
+    reads = [
+        s for s in second if s.startswith("SELECT") and ("FROM messages" in s or "FROM events" in s)
+    ]
+    assert reads == [s for s in reads if "messages.message_id IN" in s]
+    assert len(show(app, 1)["messages"]) == 32
