@@ -42,6 +42,8 @@ BODY_TYPES = ("text/plain", "text/html")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 SPACES = re.compile(r"\s+")
 LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*\r?\n)+")
+SURROGATES = re.compile("[\udc80-\udcff]")
+"""Undecodable bytes, as an encoded word in an unknown charset leaves them: never an address."""
 ATOM = r"[A-Za-z0-9_%+=-]+"
 SIMPLE_ADDRESS = re.compile(
     rf"(?:(?P<name>[A-Za-z0-9_' -]*?)\s*<)?"
@@ -155,7 +157,7 @@ def header_text(value: object) -> str:
 def _plain(value: object) -> str:
     """The field as text with raw 8-bit decoded, encoded words still encoded."""
     text = value if isinstance(value, str) else str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
+    if SURROGATES.search(text):
         text, _ = decode(text.encode("ascii", "surrogateescape"))
     return SPACES.sub(" ", CONTROL.sub(" ", text)).strip()
 
@@ -195,6 +197,8 @@ def addresses(message: Message, name: str) -> list[tuple[str, str]]:
                 and " " not in address
                 and len(address) <= 320
                 and "=?" not in address
+                and address.isprintable()
+                and not SURROGATES.search(address)
             ):
                 result.append((header_text(display), address))
     return result

@@ -231,6 +231,10 @@ def test_agent_commands_only_at_the_top() -> None:
             b"From: a@example.org\r\nFrom: b@example.org\r\nSubject: x\r\n\r\nbody\r\n",
             "several From",
         ),
+        (
+            b"From: =?x-unknown?q?=E9?=@0 <a@example.org>\r\nSubject: x\r\n\r\nbody\r\n",
+            "no sender address",
+        ),
     ],
 )
 def test_what_cannot_be_a_ticket_says_why(raw: bytes, reason: str) -> None:
