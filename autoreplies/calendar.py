@@ -8,6 +8,7 @@ a DST change shortens or lengthens that day's hours instead of shifting them.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterator
@@ -142,7 +143,7 @@ class Calendar:
 
     def describe(self, language: str = "en") -> str:
         """The weekly hours in one line, e.g. ``Mon-Fri 09:00-18:00; Sat 10:00-14:00``."""
-        names = get_day_names("abbreviated", locale=language)
+        names = _day_names(language)
         parts: list[str] = []
         index = 0
         while index < len(DAYS):
@@ -156,6 +157,12 @@ class Calendar:
                 parts.append(f"{days} {spans}")
             index = last + 1
         return f"{'; '.join(parts)} ({self.zone.key})"
+
+
+@functools.cache
+def _day_names(language: str) -> dict[int, str]:
+    """Babel parses its locale data on every call; every acknowledgement describes hours."""
+    return dict(get_day_names("abbreviated", locale=language))
 
 
 def _length(start: time, end: time) -> timedelta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -11,8 +12,12 @@ from babel.units import format_unit
 from autoreplies.calendar import Calendar
 
 
+@functools.lru_cache(maxsize=256)
 def response_time(duration: timedelta, language: str) -> str:
-    """Whole days from two days up, else whole hours, else minutes: "8 hours", "3 дня"."""
+    """Whole days from two days up, else whole hours, else minutes: "8 hours", "3 дня".
+
+    Kept per target and language: each acknowledgement names one of a few SLA targets,
+    and formatting one through Babel costs more than the rest of its wording."""
     minutes = max(1, round(duration.total_seconds() / 60))
     if minutes >= 2 * 24 * 60 and minutes % (24 * 60) == 0:
         value, unit = minutes // (24 * 60), "day"

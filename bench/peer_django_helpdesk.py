@@ -1,10 +1,14 @@
 """Mail ingest throughput of postdesk against django-helpdesk, on the same corpus and machine.
 
-    python bench/peer_django_helpdesk.py [--messages 1000] [--django-sqlite-defaults]
+    python bench/peer_django_helpdesk.py [--messages 1000] [--rounds 3]
+                                         [--django-sqlite-defaults]
                                          [--venv DIR | --fresh-venv]
 
-Generates --messages + 1 messages with bench/workload.py and prints each system's
-messages/s and peak RSS, and the ratio. postdesk: `run_once` from ingest_throughput.py,
+Generates --messages + 1 messages with bench/workload.py and, in each of --rounds rounds,
+runs postdesk then django-helpdesk over them and prints each one's messages/s and peak
+RSS and the round's ratio; then the median ratio. On a machine whose speed drifts from
+minute to minute the two sides of one round run close together, and the median of a few
+rounds is steadier than one ratio. postdesk: `run_once` from ingest_throughput.py,
 one `postdesk ingest` process over the files on fresh SQLite: parse, thread, rules, an
 acknowledgement queued per new ticket and delivered to a Maildir at the end, every raw
 message fsynced.
@@ -38,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -259,36 +264,34 @@ def replies(paths: list[Path]) -> int:
     return sum(1 for path in paths if parser.parsebytes(path.read_bytes())["In-Reply-To"])
 
 
-def report(
-    count: int, answers: int, sqlite: str, postdesk: tuple[float, float], peer: dict
-) -> None:
-    """The figures, and what django-helpdesk made of the corpus against what it should."""
+def report_round(number: int, count: int, postdesk: tuple[float, float], peer: dict) -> float:
+    """One round's figures; returns its ratio (both sides' whole processes)."""
     rate, peak = postdesk
     wall_rate, inner_rate = count / peer["wall"], count / peer["seconds"]
-    versions = peer["versions"]
-    print(f"corpus: {count} messages ({answers} replies) after 1 untimed, on SQLite")
-    print(f"postdesk: {rate:.0f} messages/s, peak RSS {peak:.0f} MB")
     print(
-        f"django-helpdesk {versions['django-helpdesk']} (Django {versions['Django']}, "
-        f"SQLite {sqlite}): {wall_rate:.0f} messages/s, peak RSS {peer['peak']:.0f} MB; "
-        f"process_email alone {inner_rate:.0f} messages/s"
+        f"round {number}: postdesk {rate:.0f} messages/s (peak RSS {peak:.0f} MB), "
+        f"django-helpdesk {wall_rate:.0f} (peak RSS {peer['peak']:.0f} MB; process_email "
+        f"alone {inner_rate:.0f}): ratio {rate / wall_rate:.2f}"
     )
+    return rate / wall_rate
+
+
+def report_import(count: int, answers: int, peer: dict) -> None:
+    """What django-helpdesk made of the corpus against what it should."""
     print(
-        f"  {peer['tickets']} tickets (of {count - answers} expected), {peer['followups']} "
-        f"follow-ups (of {count}), {peer['attachments']} attachments, {peer['mails']} mails "
-        f"sent, {peer['left']} files left unimported, {len(peer['warnings'])} warning lines"
+        f"  django-helpdesk imported {peer['tickets']} tickets (of {count - answers} expected), "
+        f"{peer['followups']} follow-ups (of {count}), {peer['attachments']} attachments, "
+        f"{peer['mails']} mails sent, {peer['left']} files left unimported, "
+        f"{len(peer['warnings'])} warning lines"
     )
     for line in peer["warnings"][:5]:
         print(f"    {line[:150]}")
-    print(
-        f"ratio postdesk/django-helpdesk: {rate / wall_rate:.2f} "
-        f"({rate / inner_rate:.2f} against process_email alone)"
-    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--django-sqlite-defaults",
         action="store_true",
@@ -302,12 +305,28 @@ def main() -> None:
         root = Path(tmp)
         python = peer_python(root / "venv" if args.fresh_venv else args.venv)
         paths = write(root / "corpus", args.messages + 1)
-        postdesk = run_once(paths, None)
-        (root / "helpdesk").mkdir()
+        answers = replies(paths[1:])
         pragmas = "" if args.django_sqlite_defaults else POSTDESK_PRAGMAS
-        peer = run_peer(python, paths, root / "helpdesk", pragmas)
         sqlite = "as Django leaves it" if args.django_sqlite_defaults else "set up as postdesk's"
-        report(args.messages, replies(paths[1:]), sqlite, postdesk, peer)
+        print(f"corpus: {args.messages} messages ({answers} replies) after 1 untimed")
+        ratios = []
+        for number in range(1, args.rounds + 1):
+            postdesk = run_once(paths, None)
+            folder = root / f"helpdesk-{number}"
+            folder.mkdir()
+            peer = run_peer(python, paths, folder, pragmas)
+            if number == 1:
+                versions = peer["versions"]
+                print(
+                    f"django-helpdesk {versions['django-helpdesk']} (Django {versions['Django']}),"
+                    f" SQLite {sqlite}; postdesk on SQLite"
+                )
+            ratios.append(report_round(number, args.messages, postdesk, peer))
+            report_import(args.messages, answers, peer)
+    print(
+        f"ratio postdesk/django-helpdesk: median {statistics.median(ratios):.2f} of "
+        f"{args.rounds} rounds (min {min(ratios):.2f}, max {max(ratios):.2f})"
+    )
 
 
 if __name__ == "__main__":
