@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Executable, Insert, Table, create_engine, event
+from sqlalchemy import Executable, Insert, Table, Update, bindparam, create_engine, event
 from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -88,15 +88,30 @@ def insert_row(session: Session, row: DeclarativeBase) -> int:
     """
     table = row.__table__
     values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
-    result = session.connection().execute(_insert(table), values)
-    row_id = int(result.inserted_primary_key[0])
+    row_id = insert_values(session.connection(), table, values)
     row.id = row_id  # type: ignore[attr-defined]
     return row_id
 
 
+def insert_values(conn: Connection, table: Table, values: dict[str, Any]) -> int:
+    """Insert one row of ``table`` with a statement built once; returns its id."""
+    return int(conn.execute(_insert(table), values).inserted_primary_key[0])
+
+
+def update_values(conn: Connection, table: Table, row_id: int, values: dict[str, Any]) -> None:
+    """Change the named columns of one row of ``table``, found by its id."""
+    conn.execute(_update(table), {"row_id": row_id, **values})
+
+
+# Statements built once per table: building one costs more than running it.
 @functools.cache
 def _insert(table: Table) -> Insert:
     return table.insert()
+
+
+@functools.cache
+def _update(table: Table) -> Update:
+    return table.update().where(table.c.id == bindparam("row_id"))
 
 
 @contextmanager

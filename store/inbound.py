@@ -4,30 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from store.db import insert_values, update_values
 from store.models import Inbound
 
 QUARANTINED = "quarantined"
 
-# Every message writes one row and settles it once: plain table statements, built once,
-# cost a fraction of an ORM object's flush.
-RECEIVE = Inbound.__table__.insert()
-SETTLE = Inbound.__table__.update().where(Inbound.__table__.c.id == bindparam("row_id"))
-
 
 def receive(session: Session, **values: Any) -> int:
     """Insert the row of a received message in the session's transaction; returns its id."""
-    result = session.connection().execute(RECEIVE, values)
-    return int(result.inserted_primary_key[0])
+    return insert_values(session.connection(), Inbound.__table__, values)
 
 
 def settle(session: Session, row_id: int, status: str, reason: str, ticket_id: int | None) -> None:
     """What became of the message: its outcome, why, and its ticket."""
-    session.connection().execute(
-        SETTLE, {"row_id": row_id, "status": status, "reason": reason, "ticket_id": ticket_id}
-    )
+    values = {"status": status, "reason": reason, "ticket_id": ticket_id}
+    update_values(session.connection(), Inbound.__table__, row_id, values)
 
 
 def quarantined(session: Session) -> list[Inbound]:

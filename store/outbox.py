@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 
-from store.db import insert_row, run
+from store.db import insert_row, run, update_values
 from store.models import Outbox
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
@@ -74,22 +74,22 @@ def claim_due(session: Session, now: datetime, lease: timedelta, limit: int = 50
     return rows
 
 
-ROW = Outbox.__table__.update().where(Outbox.__table__.c.id == bindparam("row_id"))
-"""Delivery outcomes change one row by id, each in a short transaction of its own on a
-plain connection: a mail sent is marked at once, and no ORM session is needed for it."""
+# Delivery outcomes change one row by id, each in a short transaction of its own on a plain
+# connection: a mail sent is marked at once, and no ORM session is needed for it.
 
 
 def mark_sent(conn: Connection, row_id: int, now: datetime) -> None:
     values = {"status": SENT, "sent_at": now, "last_error": "", "content": b""}
-    conn.execute(ROW, {"row_id": row_id, **values})
+    update_values(conn, Outbox.__table__, row_id, values)
 
 
 def mark_retry(conn: Connection, row_id: int, error: str, at: datetime) -> None:
-    conn.execute(ROW, {"row_id": row_id, "next_attempt_at": at, "last_error": error})
+    values = {"next_attempt_at": at, "last_error": error}
+    update_values(conn, Outbox.__table__, row_id, values)
 
 
 def mark_failed(conn: Connection, row_id: int, error: str) -> None:
-    conn.execute(ROW, {"row_id": row_id, "status": FAILED, "last_error": error})
+    update_values(conn, Outbox.__table__, row_id, {"status": FAILED, "last_error": error})
 
 
 def count_recent(
