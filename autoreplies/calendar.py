@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays as holiday_data
 from babel.dates import get_day_names
 
-from config.errors import ConfigError
-from config.schema import BusinessHours
+from postdesk.config.errors import ConfigError
+from postdesk.config.schema import BusinessHours
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from config.schema import Autoreply
-from parsers.classify import autoreply_header
-from parsers.model import InboundMessage, Kind
-from parsers.references import base_address
+from postdesk.config.schema import Autoreply
+from postdesk.parsers.classify import autoreply_header
+from postdesk.parsers.model import InboundMessage, Kind
+from postdesk.parsers.references import base_address
 
 NO_REPLY = re.compile(
     r"^(mailer-?daemon|mail-daemon|postmaster|no-?reply|do-?not-?reply|bounces?|listserv"

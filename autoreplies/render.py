@@ -30,8 +30,8 @@ from jinja2 import (
     select_autoescape,
 )
 
-from config.errors import ConfigError
-from parsers.policies import SMTP
+from postdesk.config.errors import ConfigError
+from postdesk.parsers.policies import SMTP
 
 SHIPPED = Path(__file__).parent / "templates"
 LANGUAGES = ("en", "ru")

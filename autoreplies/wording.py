@@ -9,7 +9,7 @@ from typing import Any
 from babel.dates import format_date, format_datetime
 from babel.units import format_unit
 
-from autoreplies.calendar import Calendar
+from postdesk.autoreplies.calendar import Calendar
 
 
 @functools.lru_cache(maxsize=256)

@@ -32,8 +32,8 @@ import mailparser
 from scratch import scratch_app
 from workload import write
 
-from daemon.ingest import ingest
-from store.blobs import BlobStore
+from postdesk.daemon.ingest import ingest
+from postdesk.store.blobs import BlobStore
 
 
 def per_message(raws: list[bytes], step: Callable[[bytes], object], rounds: int) -> float:

@@ -31,7 +31,7 @@ def instructions(paths: list[Path]) -> int:
     """Instructions of one `postdesk ingest` process over ``paths[1:]``, on an installation
     that took ``paths[0]`` first (schema created, caches warm), as the throughput bench does."""
     with scratch_config(support_addresses=["support@example.com"]) as config:
-        command = [sys.executable, "-m", "daemon.cli", "--config", str(config), "ingest"]
+        command = [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), "ingest"]
         subprocess.run([*command, str(paths[0])], check=True, capture_output=True)
         valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
         done = subprocess.run(

@@ -26,7 +26,7 @@ from workload import write
 def run_once(paths: list[Path], database: str | None) -> tuple[float, float]:
     """Messages per second and peak RSS (MB) of one ingest process over ``paths[1:]``."""
     with scratch_config(database, support_addresses=["support@example.com"]) as config:
-        command = [sys.executable, "-m", "daemon.cli", "--config", str(config), "ingest"]
+        command = [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), "ingest"]
         subprocess.run([*command, str(paths[0])], check=True, capture_output=True)
         elapsed, peak = run_measured([*command, *map(str, paths[1:])])
     return (len(paths) - 1) / elapsed, peak

@@ -29,7 +29,7 @@ def main() -> None:
     limits = {"max_attachment_bytes": 64 * 1024 * 1024}
     with tempfile.TemporaryDirectory() as tmp, scratch_config(limits=limits) as config:
         root = Path(tmp)
-        ingest = [sys.executable, "-m", "daemon.cli", "--config", str(config), "ingest"]
+        ingest = [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), "ingest"]
         paths = write(root / "mail", args.messages)
         _, small = run_measured([*ingest, str(paths[0])])
         _, many = run_measured([*ingest, *map(str, paths[1:])])

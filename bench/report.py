@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from scratch import scratch_app
 from sqlalchemy import insert, select
 
-from daemon.app import App
-from daemon.report import build, render
-from store.models import Event, Message, Ticket
+from postdesk.daemon.app import App
+from postdesk.daemon.report import build, render
+from postdesk.store.models import Event, Message, Ticket
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 CHUNK = 20_000

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import yaml
 
-from parsers import parse
-from parsers.model import ParseContext
-from rules.engine import evaluate
-from rules.loader import load_rules
+from postdesk.parsers import parse
+from postdesk.parsers.model import ParseContext
+from postdesk.rules.engine import evaluate
+from postdesk.rules.loader import load_rules
 
 WORDS = [
     "invoice",

@@ -23,8 +23,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from daemon.app import App
-from store.schema import ensure_current
+from postdesk.daemon.app import App
+from postdesk.store.schema import ensure_current
 
 
 def free_port() -> int:
@@ -134,7 +134,7 @@ def running_daemon(database: str | None = None, **settings: Any) -> Iterator[Dae
     settings["listen"] = {"smtp": f"127.0.0.1:{port}"}
     with scratch_config(database, **settings) as config:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
+            [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), "run"],
             stderr=subprocess.PIPE,
             text=True,
         )

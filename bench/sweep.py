@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from scratch import scratch_app
 from sqlalchemy import insert
 
-from daemon.app import App
-from daemon.sweep import run
-from store.models import Ticket
+from postdesk.daemon.app import App
+from postdesk.daemon.sweep import run
+from postdesk.store.models import Ticket
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 CHUNK = 20_000

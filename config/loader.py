@@ -11,8 +11,8 @@ from typing import Any, TypeVar, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from config.errors import ConfigError
-from config.schema import Secret, Settings
+from postdesk.config.errors import ConfigError
+from postdesk.config.schema import Secret, Settings
 
 ENV_CONFIG = "POSTDESK_CONFIG"
 EXAMPLE_DIR = Path(__file__).parent / "example"

@@ -15,16 +15,16 @@ from datetime import datetime
 import authres
 from sqlalchemy.orm import Session
 
-from config.errors import ConfigError
-from daemon import sla
-from daemon.app import App
-from daemon.mail import queue_agent_notification, queue_notice, queue_relay
-from parsers.commands import KNOWN, without_commands
-from parsers.model import Attachment, Command, InboundMessage
-from parsers.references import verify_agent_token
-from store.lifecycle import COMMANDS, move
-from store.models import Ticket
-from store.tickets import add_event, add_participants, record_inbound
+from postdesk.config.errors import ConfigError
+from postdesk.daemon import sla
+from postdesk.daemon.app import App
+from postdesk.daemon.mail import queue_agent_notification, queue_notice, queue_relay
+from postdesk.parsers.commands import KNOWN, without_commands
+from postdesk.parsers.model import Attachment, Command, InboundMessage
+from postdesk.parsers.references import verify_agent_token
+from postdesk.store.lifecycle import COMMANDS, move
+from postdesk.store.models import Ticket
+from postdesk.store.tickets import add_event, add_participants, record_inbound
 
 log = logging.getLogger("postdesk.agents")
 PRIORITIES = ("low", "normal", "high", "urgent")

@@ -9,18 +9,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from autoreplies.calendar import Calendar
-from autoreplies.render import Templates
-from config.errors import ConfigError
-from config.loader import EXAMPLE_DIR, load
-from config.schema import Settings
-from parsers.model import ParseContext
-from parsers.references import base_address
-from rules.loader import load_rules
-from rules.model import RuleSet
-from store.blobs import BlobStore
-from store.db import Database
-from store.models import Ticket
+from postdesk.autoreplies.calendar import Calendar
+from postdesk.autoreplies.render import Templates
+from postdesk.config.errors import ConfigError
+from postdesk.config.loader import EXAMPLE_DIR, load
+from postdesk.config.schema import Settings
+from postdesk.parsers.model import ParseContext
+from postdesk.parsers.references import base_address
+from postdesk.rules.loader import load_rules
+from postdesk.rules.model import RuleSet
+from postdesk.store.blobs import BlobStore
+from postdesk.store.db import Database
+from postdesk.store.models import Ticket
 
 log = logging.getLogger("postdesk.app")
 

@@ -12,11 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from config.errors import PostdeskError
-from config.loader import EXAMPLE_DIR
-from daemon import clock, logs
-from daemon.app import App
-from daemon.errors import EX_CONFIG, EX_DATAERR, EX_OK, EX_USAGE, exit_code
+from postdesk.config.errors import PostdeskError
+from postdesk.config.loader import EXAMPLE_DIR
+from postdesk.daemon import clock, logs
+from postdesk.daemon.app import App
+from postdesk.daemon.errors import EX_CONFIG, EX_DATAERR, EX_OK, EX_USAGE, exit_code
 
 log = logging.getLogger("postdesk.cli")
 
@@ -28,7 +28,7 @@ def _app(args: argparse.Namespace) -> App:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from daemon.service import run
+    from postdesk.daemon.service import run
 
     run(_app(args))
     return EX_OK
@@ -36,9 +36,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Pipe delivery has no daemon to wake, so it sends what it queued itself, once, at the end."""
-    from daemon.ingest import ingest
-    from daemon.outbox import deliver_due
-    from store.schema import ensure_current
+    from postdesk.daemon.ingest import ingest
+    from postdesk.daemon.outbox import deliver_due
+    from postdesk.store.schema import ensure_current
 
     app = _app(args)
     ensure_current(app.db)
@@ -69,7 +69,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from daemon.sweep import run
+    from postdesk.daemon.sweep import run
 
     app = _app(args)
     print(json.dumps(asdict(run(app, args.now or clock.now()))))
@@ -77,7 +77,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_send_outbox(args: argparse.Namespace) -> int:
-    from daemon.outbox import deliver_due
+    from postdesk.daemon.outbox import deliver_due
 
     app = _app(args)
     stats = deliver_due(app.db, app.settings, args.now or clock.now())
@@ -98,7 +98,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from store.schema import upgrade
+    from postdesk.store.schema import upgrade
 
     before, after = upgrade(_app(args).db)
     print(f"database schema: {before or 'empty'} -> {after}")
@@ -125,7 +125,7 @@ def _emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> No
 
 
 def cmd_tickets_list(args: argparse.Namespace) -> int:
-    from store.tickets import list_tickets, summary
+    from postdesk.store.tickets import list_tickets, summary
 
     app = _app(args)
     now = clock.now()
@@ -146,7 +146,7 @@ def cmd_tickets_list(args: argparse.Namespace) -> int:
 
 
 def cmd_tickets_show(args: argparse.Namespace) -> int:
-    from store.tickets import detail, load_ticket
+    from postdesk.store.tickets import detail, load_ticket
 
     app = _app(args)
     with app.db.transaction() as session:
@@ -178,7 +178,7 @@ def cmd_tickets_show(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine_list(args: argparse.Namespace) -> int:
-    from store.inbound import quarantined, row_view
+    from postdesk.store.inbound import quarantined, row_view
 
     app = _app(args)
     with app.db.transaction() as session:
@@ -197,7 +197,7 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine_show(args: argparse.Namespace) -> int:
-    from store.inbound import get_quarantined, row_view
+    from postdesk.store.inbound import get_quarantined, row_view
 
     app = _app(args)
     with app.db.transaction() as session:
@@ -221,8 +221,8 @@ def cmd_quarantine_show(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine_release(args: argparse.Namespace) -> int:
-    from daemon.ingest import ingest
-    from store.inbound import forget_quarantined, get_quarantined
+    from postdesk.daemon.ingest import ingest
+    from postdesk.store.inbound import forget_quarantined, get_quarantined
 
     app = _app(args)
     with app.db.transaction() as session:
@@ -242,11 +242,11 @@ def cmd_quarantine_release(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from store.inbound import counts
-    from store.mailboxes import health as mailbox_health
-    from store.outbox import oldest_queued
-    from store.outbox import summary as outbox_summary
-    from store.schema import current_revision, head_revision
+    from postdesk.store.inbound import counts
+    from postdesk.store.mailboxes import health as mailbox_health
+    from postdesk.store.outbox import oldest_queued
+    from postdesk.store.outbox import summary as outbox_summary
+    from postdesk.store.schema import current_revision, head_revision
 
     app = _app(args)
     database = {
@@ -276,7 +276,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Support figures for [since, until); the last 7 days until now unless told."""
     from datetime import timedelta
 
-    from daemon.report import build, render
+    from postdesk.daemon.report import build, render
 
     until = args.until or clock.now()
     since = args.since or until - timedelta(days=7)
@@ -292,9 +292,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-    from parsers import parse
-    from rules.engine import evaluate
-    from rules.explain import explain, explain_json
+    from postdesk.parsers import parse
+    from postdesk.rules.engine import evaluate
+    from postdesk.rules.explain import explain, explain_json
 
     app = _app(args)
     msg = parse(Path(args.file).read_bytes(), app.parse_context(keep_attachments=False))
@@ -307,11 +307,11 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_replay(args: argparse.Namespace) -> int:
-    from config.errors import BadData
-    from parsers import parse
-    from rules.engine import evaluate
-    from rules.explain import diff
-    from rules.loader import load_rules
+    from postdesk.config.errors import BadData
+    from postdesk.parsers import parse
+    from postdesk.rules.engine import evaluate
+    from postdesk.rules.explain import diff
+    from postdesk.rules.loader import load_rules
 
     app = _app(args)
     new = app.policy.rules

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config.errors import BadData, ConfigError, PermanentFailure, TemporaryFailure
+from postdesk.config.errors import BadData, ConfigError, PermanentFailure, TemporaryFailure
 
 EX_OK = 0
 EX_USAGE = 64

@@ -28,14 +28,14 @@ from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import LoginError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
 
-from config.errors import ConfigError, TemporaryFailure
-from config.loader import read_secret
-from config.schema import Mailbox, OAuth2
-from daemon import clock
-from daemon.app import App
-from daemon.ingest import DUPLICATE, QUARANTINED, ingest
-from daemon.mail import queue_alert
-from store import mailboxes
+from postdesk.config.errors import ConfigError, TemporaryFailure
+from postdesk.config.loader import read_secret
+from postdesk.config.schema import Mailbox, OAuth2
+from postdesk.daemon import clock
+from postdesk.daemon.app import App
+from postdesk.daemon.ingest import DUPLICATE, QUARANTINED, ingest
+from postdesk.daemon.mail import queue_alert
+from postdesk.store import mailboxes
 
 log = logging.getLogger("postdesk.imap")
 

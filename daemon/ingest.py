@@ -16,12 +16,12 @@ from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from autoreplies.policy import History, decide
-from config.errors import BadData, TemporaryFailure
-from config.schema import Autoreply
-from daemon import agents, clock, sla
-from daemon.app import App
-from daemon.mail import (
+from postdesk.autoreplies.policy import History, decide
+from postdesk.config.errors import BadData, TemporaryFailure
+from postdesk.config.schema import Autoreply
+from postdesk.daemon import agents, clock, sla
+from postdesk.daemon.app import App
+from postdesk.daemon.mail import (
     AUTOMATIC,
     AUTOREPLIES,
     queue_acknowledgement,
@@ -29,18 +29,18 @@ from daemon.mail import (
     queue_alert,
     queue_notice,
 )
-from daemon.prometheus import AUTOREPLY_DECISIONS, INGESTED
-from parsers import parse
-from parsers.model import InboundMessage, Kind
-from parsers.references import verify_survey_token
-from rules.engine import Decision, evaluate
-from rules.matchers import Context
-from store import inbound as received_rows
-from store import outbox, suppressions
-from store.db import run
-from store.lifecycle import move
-from store.models import Inbound, Message, Ticket
-from store.tickets import (
+from postdesk.daemon.prometheus import AUTOREPLY_DECISIONS, INGESTED
+from postdesk.parsers import parse
+from postdesk.parsers.model import InboundMessage, Kind
+from postdesk.parsers.references import verify_survey_token
+from postdesk.rules.engine import Decision, evaluate
+from postdesk.rules.matchers import Context
+from postdesk.store import inbound as received_rows
+from postdesk.store import outbox, suppressions
+from postdesk.store.db import run
+from postdesk.store.lifecycle import move
+from postdesk.store.models import Inbound, Message, Ticket
+from postdesk.store.tickets import (
     add_event,
     add_participants,
     find_thread,

@@ -15,9 +15,9 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from daemon.app import App
-from daemon.errors import smtp_reply
-from daemon.ingest import ingest
+from postdesk.daemon.app import App
+from postdesk.daemon.errors import smtp_reply
+from postdesk.daemon.ingest import ingest
 
 log = logging.getLogger("postdesk.listener")
 

@@ -10,15 +10,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from autoreplies.render import Rendered, compose
-from autoreplies.wording import expected_response
-from daemon.app import App
-from parsers.model import InboundMessage
-from parsers.references import base_address, make_agent_token, make_token
-from rules.engine import Decision
-from store import outbox
-from store.models import Message, Ticket
-from store.tickets import record_outbound
+from postdesk.autoreplies.render import Rendered, compose
+from postdesk.autoreplies.wording import expected_response
+from postdesk.daemon.app import App
+from postdesk.parsers.model import InboundMessage
+from postdesk.parsers.references import base_address, make_agent_token, make_token
+from postdesk.rules.engine import Decision
+from postdesk.store import outbox
+from postdesk.store.models import Message, Ticket
+from postdesk.store.tickets import record_outbound
 
 AUTOREPLIES = ("autoreply",)
 AUTOMATIC = ("autoreply", "reminder", "notification", "notice", "survey", "alert")

@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from config.loader import read_secret
-from config.schema import Outgoing, Settings, SmtpRelay
-from daemon import clock
-from store import outbox
-from store.db import Database
+from postdesk.config.loader import read_secret
+from postdesk.config.schema import Outgoing, Settings, SmtpRelay
+from postdesk.daemon import clock
+from postdesk.store import outbox
+from postdesk.store.db import Database
 
 log = logging.getLogger("postdesk.outbox")
 

@@ -15,15 +15,15 @@ from prometheus_client import CollectorRegistry, Counter, Summary, start_http_se
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from config.errors import ConfigError
-from config.schema import parse_host_port
-from daemon import clock
-from daemon.app import App
-from store import metrics
-from store.inbound import counts as inbound_counts
-from store.mailboxes import health as mailbox_health
-from store.outbox import oldest_queued
-from store.outbox import summary as outbox_summary
+from postdesk.config.errors import ConfigError
+from postdesk.config.schema import parse_host_port
+from postdesk.daemon import clock
+from postdesk.daemon.app import App
+from postdesk.store import metrics
+from postdesk.store.inbound import counts as inbound_counts
+from postdesk.store.mailboxes import health as mailbox_health
+from postdesk.store.outbox import oldest_queued
+from postdesk.store.outbox import summary as outbox_summary
 
 SWEEP_SECONDS = Summary(
     "postdesk_sweep_seconds", "Duration of the timed sweeps of this process", registry=None

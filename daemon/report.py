@@ -17,8 +17,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from daemon.app import App
-from store.metrics import Durations, Figures, Report, report
+from postdesk.daemon.app import App
+from postdesk.store.metrics import Durations, Figures, Report, report
 
 FORMATS = ("table", "json", "csv", "html")
 TEMPLATES = Path(__file__).parent / "templates"

@@ -12,13 +12,13 @@ from dataclasses import asdict
 import sdnotify
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from config.errors import ConfigError
-from config.schema import parse_host_port
-from daemon import clock, imap, listener, prometheus
-from daemon.app import App
-from daemon.outbox import deliver_due
-from daemon.sweep import run as run_sweeps
-from store.schema import ensure_current
+from postdesk.config.errors import ConfigError
+from postdesk.config.schema import parse_host_port
+from postdesk.daemon import clock, imap, listener, prometheus
+from postdesk.daemon.app import App
+from postdesk.daemon.outbox import deliver_due
+from postdesk.daemon.sweep import run as run_sweeps
+from postdesk.store.schema import ensure_current
 
 log = logging.getLogger("postdesk.service")
 

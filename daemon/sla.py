@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from daemon.app import App
-from store.models import Ticket
+from postdesk.daemon.app import App
+from postdesk.store.models import Ticket
 
 DONE = ("resolved", "closed")
 

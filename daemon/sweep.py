@@ -16,16 +16,16 @@ from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
-from autoreplies.render import Rendered
-from daemon import report, sla
-from daemon.app import App
-from daemon.mail import queue_internal, queue_notice, send_to_customer
-from parsers.references import make_survey_token
-from store import sweeps
-from store.lifecycle import move
-from store.models import Ticket
-from store.temperature import temperature
-from store.tickets import add_event
+from postdesk.autoreplies.render import Rendered
+from postdesk.daemon import report, sla
+from postdesk.daemon.app import App
+from postdesk.daemon.mail import queue_internal, queue_notice, send_to_customer
+from postdesk.parsers.references import make_survey_token
+from postdesk.store import sweeps
+from postdesk.store.lifecycle import move
+from postdesk.store.models import Ticket
+from postdesk.store.temperature import temperature
+from postdesk.store.tickets import add_event
 
 log = logging.getLogger("postdesk.sweep")
 BATCH = 200

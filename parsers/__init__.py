@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 
-from config.errors import BadData
-from parsers import mime
-from parsers.classify import bounced_recipients, classify
-from parsers.commands import commands
-from parsers.model import InboundMessage, Kind, ParseContext
-from parsers.quotes import new_part, split_reply
-from parsers.references import (
+from postdesk.config.errors import BadData
+from postdesk.parsers import mime
+from postdesk.parsers.classify import bounced_recipients, classify
+from postdesk.parsers.commands import commands
+from postdesk.parsers.model import InboundMessage, Kind, ParseContext
+from postdesk.parsers.quotes import new_part, split_reply
+from postdesk.parsers.references import (
     agent_tokens,
     enclosed_tokens,
     message_ids,

@@ -15,8 +15,8 @@ from email.message import Message
 
 from flufl.bounce import scan_message
 
-from parsers.model import Kind
-from parsers.references import base_address
+from postdesk.parsers.model import Kind
+from postdesk.parsers.references import base_address
 
 log = logging.getLogger("postdesk.parsers")
 

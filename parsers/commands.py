@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from parsers.model import Command
+from postdesk.parsers.model import Command
 
 KNOWN = (
     "close",

@@ -26,10 +26,10 @@ from email.utils import getaddresses, parsedate_to_datetime
 import mailparser
 from inscriptis import get_text
 
-from parsers import large
-from parsers.charsets import decode
-from parsers.model import Attachment, StoreBlob
-from parsers.policies import DEFAULT
+from postdesk.parsers import large
+from postdesk.parsers.charsets import decode
+from postdesk.parsers.model import Attachment, StoreBlob
+from postdesk.parsers.policies import DEFAULT
 
 log = logging.getLogger("postdesk.parsers")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from parsers.model import InboundMessage
-from rules.language import detect
-from rules.matchers import Context, Facts
-from rules.model import RuleSet
-from rules.schema import NO_REPLY, Link
+from postdesk.parsers.model import InboundMessage
+from postdesk.rules.language import detect
+from postdesk.rules.matchers import Context, Facts
+from postdesk.rules.model import RuleSet
+from postdesk.rules.schema import NO_REPLY, Link
 
 NEW = Context()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from parsers.model import InboundMessage
-from rules.engine import Decision
+from postdesk.parsers.model import InboundMessage
+from postdesk.rules.engine import Decision
 
 COMPARED = ("queue", "priority", "tags", "assignee", "assign", "watchers", "autoreply", "spam")
 

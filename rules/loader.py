@@ -7,11 +7,11 @@ from pathlib import Path
 
 import yaml
 
-from config.errors import ConfigError
-from config.loader import line_of, load_yaml, validate_yaml
-from rules.matchers import compile_condition
-from rules.model import Rule, RuleSet
-from rules.schema import FLAGS, NO_REPLY, RulesFile
+from postdesk.config.errors import ConfigError
+from postdesk.config.loader import line_of, load_yaml, validate_yaml
+from postdesk.rules.matchers import compile_condition
+from postdesk.rules.model import Rule, RuleSet
+from postdesk.rules.schema import FLAGS, NO_REPLY, RulesFile
 
 
 def load_rules(

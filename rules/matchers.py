@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from parsers.model import InboundMessage
-from rules.schema import FIELDS, FLAGS, Condition, Match
+from postdesk.parsers.model import InboundMessage
+from postdesk.rules.schema import FIELDS, FLAGS, Condition, Match
 
 Reasons = tuple[str, ...]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rules.matchers import Check
-from rules.schema import FLAGS, Actions, Defaults
+from postdesk.rules.matchers import Check
+from postdesk.rules.schema import FLAGS, Actions, Defaults
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from config.errors import TemporaryFailure
+from postdesk.config.errors import TemporaryFailure
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from config.errors import TemporaryFailure
+from postdesk.config.errors import TemporaryFailure
 
 
 def make_engine(url: str) -> Engine:

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store.db import insert_values, update_values
-from store.models import Inbound
+from postdesk.store.db import insert_values, update_values
+from postdesk.store.models import Inbound
 
 QUARANTINED = "quarantined"
 

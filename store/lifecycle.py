@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from store.models import Ticket
+from postdesk.store.models import Ticket
 
 STATES = ("new", "open", "pending", "on_hold", "resolved", "closed")
 COMMANDS = {

@@ -13,8 +13,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.db import Database
-from store.models import Inbound, MailboxState
+from postdesk.store.db import Database
+from postdesk.store.models import Inbound, MailboxState
 
 
 def ensure(db: Database, name: str) -> None:

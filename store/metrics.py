@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from store.models import Event, Message, Outbox, Ticket
+from postdesk.store.models import Event, Message, Outbox, Ticket
 
 BusinessTime = Callable[[str], Callable[[datetime, datetime], timedelta]]
 """queue -> its calendar's ``between(start, end)``; store cannot import the calendars."""

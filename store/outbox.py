@@ -11,8 +11,8 @@ from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 
-from store.db import insert_row, run, update_values
-from store.models import Outbox
+from postdesk.store.db import insert_row, run, update_values
+from postdesk.store.models import Outbox
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
 

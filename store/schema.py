@@ -10,8 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from config.errors import ConfigError
-from store.db import Database
+from postdesk.config.errors import ConfigError
+from postdesk.store.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
-from store.db import run
-from store.models import Suppression
+from postdesk.store.db import run
+from postdesk.store.models import Suppression
 
 ACTIVE = select(Suppression.reason, Suppression.until).where(
     Suppression.address == bindparam("address"), Suppression.until > bindparam("now")

@@ -13,8 +13,8 @@ from datetime import datetime
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
-from store.models import Counter, Ticket
-from store.tickets import OPEN_STATES
+from postdesk.store.models import Counter, Ticket
+from postdesk.store.tickets import OPEN_STATES
 
 
 def _claim(session: Session, query: Select[tuple[Ticket]], limit: int) -> Sequence[Ticket]:

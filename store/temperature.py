@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from store.models import Ticket
+from postdesk.store.models import Ticket
 
 PRIORITY_HEAT = {"urgent": 40.0, "high": 30.0, "normal": 20.0, "low": 10.0}
 CLOSED_STATES = ("resolved", "closed")

@@ -11,10 +11,10 @@ from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached, object_session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from parsers.model import InboundMessage
-from store.db import insert_row, run
-from store.models import AttachmentRow, Counter, Event, Message, Participant, Ticket
-from store.temperature import temperature
+from postdesk.parsers.model import InboundMessage
+from postdesk.store.db import insert_row, run
+from postdesk.store.models import AttachmentRow, Counter, Event, Message, Participant, Ticket
+from postdesk.store.temperature import temperature
 
 OPEN_STATES = ("new", "open", "pending", "on_hold")
 

@@ -74,8 +74,8 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def open_app(write_config: Callable[..., Path], database_url: str) -> Iterator[Callable[..., Any]]:
     """Open an App on this test's database with config overrides; all closed at teardown."""
-    from daemon.app import App
-    from store.schema import ensure_current
+    from postdesk.daemon.app import App
+    from postdesk.store.schema import ensure_current
 
     opened: list[App] = []
 
@@ -163,7 +163,7 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[[Path], Daemon]]:
 
     def start(config: Path) -> Daemon:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
+            [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), "run"],
             stderr=subprocess.PIPE,
             bufsize=0,  # unbuffered: read_until's select() must see every line
             cwd=tmp_path,

@@ -13,7 +13,7 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any, cast
 
-from parsers.model import InboundMessage, Kind
+from postdesk.parsers.model import InboundMessage, Kind
 
 DATA = Path(__file__).parent / "data"
 

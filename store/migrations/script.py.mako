@@ -8,7 +8,7 @@ Create Date: ${create_date}
 import sqlalchemy as sa
 from alembic import op
 
-import store.models
+from postdesk.store import models
 
 ${imports if imports else ""}
 revision = ${repr(up_revision)}

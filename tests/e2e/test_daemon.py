@@ -23,7 +23,7 @@ def postdesk(
     config: Path, *args: str, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "--config", str(config), *args],
+        [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), *args],
         input=stdin,
         capture_output=True,
         timeout=60,
@@ -212,7 +212,9 @@ def test_usage_errors_exit_64(write_config: Callable[..., Path]) -> None:
 def test_init_writes_a_config_that_checks(tmp_path: Path) -> None:
     target = tmp_path / "etc"
     done = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "init", str(target)], capture_output=True, timeout=60
+        [sys.executable, "-m", "postdesk.daemon.cli", "init", str(target)],
+        capture_output=True,
+        timeout=60,
     )
     assert done.returncode == 0
     assert postdesk(target / "config.yaml", "check-config").returncode == 0

@@ -119,7 +119,7 @@ def test_full_disk_makes_ingest_exit_75_and_nothing_is_lost(
     assert postdesk(config, "db", "upgrade").returncode == 0
     big = mail(body="A long log follows.\n" + "log line 0123456789\n" * 20_000).as_bytes()
     full = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "--config", str(config), "ingest"],
+        [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), "ingest"],
         input=big,
         capture_output=True,
         timeout=60,
@@ -140,7 +140,7 @@ def test_full_disk_makes_the_listener_answer_451(
     config = write_config(listen={"smtp": f"127.0.0.1:{port}"})
     assert postdesk(config, "db", "upgrade").returncode == 0
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
+        [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), "run"],
         stderr=subprocess.PIPE,
         bufsize=0,
         cwd=tmp_path,

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from daemon import clock
-from daemon.app import App
-from store.models import MailboxState, Outbox, Ticket
+from postdesk.daemon import clock
+from postdesk.daemon.app import App
+from postdesk.store.models import MailboxState, Outbox, Ticket
 from tests.conftest import Daemon, Sink
 from tests.helpers import free_port, mail, read_until
 from tests.imap_server import PASSWORD, USER, Dovecot
@@ -48,7 +48,7 @@ def imap_config(
 
 def status(config: Path) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "--config", str(config), "status", "--json"],
+        [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), "status", "--json"],
         capture_output=True,
         timeout=60,
     )

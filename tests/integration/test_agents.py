@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from daemon.app import App
-from daemon.ingest import ingest
-from store.models import Outbox
-from store.schema import ensure_current
-from store.tickets import detail, load_ticket
+from postdesk.daemon.app import App
+from postdesk.daemon.ingest import ingest
+from postdesk.store.models import Outbox
+from postdesk.store.schema import ensure_current
+from postdesk.store.tickets import detail, load_ticket
 from tests.helpers import DATA, mail, parse_mail
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

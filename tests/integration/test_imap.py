@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from config.errors import ConfigError
-from config.schema import OAuth2
-from daemon import clock, imap
-from daemon.app import App
-from daemon.imap import Poller, Timing
-from daemon.ingest import ingest
-from store import mailboxes
-from store.models import Inbound, MailboxState, Outbox, Ticket
+from postdesk.config.errors import ConfigError
+from postdesk.config.schema import OAuth2
+from postdesk.daemon import clock, imap
+from postdesk.daemon.app import App
+from postdesk.daemon.imap import Poller, Timing
+from postdesk.daemon.ingest import ingest
+from postdesk.store import mailboxes
+from postdesk.store.models import Inbound, MailboxState, Outbox, Ticket
 from tests.helpers import mail
 from tests.imap_server import PASSWORD, USER, Dovecot
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from daemon.ingest import ingest
-from store.models import Inbound, Outbox, Ticket
-from store.tickets import detail, load_ticket
+from postdesk.daemon.ingest import ingest
+from postdesk.store.models import Inbound, Outbox, Ticket
+from postdesk.store.tickets import detail, load_ticket
 from tests.helpers import mail, parse_mail
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

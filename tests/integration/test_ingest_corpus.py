@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from daemon.ingest import ingest
-from store.models import Inbound
+from postdesk.daemon.ingest import ingest
+from postdesk.store.models import Inbound
 from tests.helpers import DATA
 from tests.unit.test_parsers_corpus import DISAGREE
 

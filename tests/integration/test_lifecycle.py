@@ -14,12 +14,12 @@ from urllib.parse import unquote
 import pytest
 from sqlalchemy import func, select
 
-from daemon.app import App
-from daemon.ingest import ingest
-from daemon.sweep import run
-from parsers.references import make_agent_token
-from store.models import Outbox, Ticket
-from store.tickets import detail, load_ticket
+from postdesk.daemon.app import App
+from postdesk.daemon.ingest import ingest
+from postdesk.daemon.sweep import run
+from postdesk.parsers.references import make_agent_token
+from postdesk.store.models import Outbox, Ticket
+from postdesk.store.tickets import detail, load_ticket
 from tests.helpers import mail, parse_mail
 
 MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -10,11 +10,11 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from daemon.app import App
-from daemon.ingest import ingest
-from daemon.outbox import deliver_due
-from store.models import Outbox
-from store.schema import ensure_current
+from postdesk.daemon.app import App
+from postdesk.daemon.ingest import ingest
+from postdesk.daemon.outbox import deliver_due
+from postdesk.store.models import Outbox
+from postdesk.store.schema import ensure_current
 from tests.conftest import Sink
 from tests.helpers import free_port, mail
 

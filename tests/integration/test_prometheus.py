@@ -12,12 +12,12 @@ import pytest
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from config.errors import ConfigError
-from daemon import prometheus
-from daemon.app import App
-from daemon.ingest import ingest
-from store.models import MailboxState
-from store.schema import ensure_current
+from postdesk.config.errors import ConfigError
+from postdesk.daemon import prometheus
+from postdesk.daemon.app import App
+from postdesk.daemon.ingest import ingest
+from postdesk.store.models import MailboxState
+from postdesk.store.schema import ensure_current
 from tests.helpers import free_port, mail
 from tests.integration.test_report import at, history
 

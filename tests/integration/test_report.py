@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from daemon.app import App
-from daemon.report import build, render
-from store.models import Event, Message, Outbox, Ticket
+from postdesk.daemon.app import App
+from postdesk.daemon.report import build, render
+from postdesk.store.models import Event, Message, Outbox, Ticket
 
 SINCE = datetime(2026, 11, 16, tzinfo=UTC)  # a Monday
 UNTIL = SINCE + timedelta(days=7)
@@ -246,7 +246,15 @@ def test_empty_period_has_no_figures(make_desk: Callable[..., App]) -> None:
 
 def postdesk(app: App, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "--config", str(app.config_path), "report", *args],
+        [
+            sys.executable,
+            "-m",
+            "postdesk.daemon.cli",
+            "--config",
+            str(app.config_path),
+            "report",
+            *args,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -303,7 +311,7 @@ def test_cli_refuses_an_empty_period(make_desk: Callable[..., App]) -> None:
         [
             sys.executable,
             "-m",
-            "daemon.cli",
+            "postdesk.daemon.cli",
             "--config",
             str(app.config_path),
             "report",

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from daemon.app import App
-from daemon.ingest import ingest
-from store.schema import ensure_current
-from store.tickets import detail, load_ticket
+from postdesk.daemon.app import App
+from postdesk.daemon.ingest import ingest
+from postdesk.store.schema import ensure_current
+from postdesk.store.tickets import detail, load_ticket
 from tests.helpers import mail
 
 MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from autoreplies.policy import History, decide
-from autoreplies.render import SAMPLE, Rendered, Templates, compose, thread_references
-from autoreplies.wording import response_time
-from config.errors import ConfigError
-from config.schema import Autoreply
-from parsers.model import Kind
+from postdesk.autoreplies.policy import History, decide
+from postdesk.autoreplies.render import SAMPLE, Rendered, Templates, compose, thread_references
+from postdesk.autoreplies.wording import response_time
+from postdesk.config.errors import ConfigError
+from postdesk.config.schema import Autoreply
+from postdesk.parsers.model import Kind
 from tests.helpers import inbound
 
 OWN = frozenset({"support@example.com"})

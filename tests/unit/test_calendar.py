@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from autoreplies.calendar import Calendar
-from autoreplies.wording import expected_response
-from config.errors import ConfigError
-from config.schema import BusinessHours
+from postdesk.autoreplies.calendar import Calendar
+from postdesk.autoreplies.wording import expected_response
+from postdesk.config.errors import ConfigError
+from postdesk.config.schema import BusinessHours
 
 MSK = ZoneInfo("Europe/Moscow")
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from config.errors import ConfigError
-from config.loader import EXAMPLE_DIR, load, read_secret
-from config.schema import SmtpRelay, parse_duration
+from postdesk.config.errors import ConfigError
+from postdesk.config.loader import EXAMPLE_DIR, load, read_secret
+from postdesk.config.schema import SmtpRelay, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config.errors import BadData
-from parsers import parse
-from parsers.commands import commands, without_commands
-from parsers.mime import safe_filename
-from parsers.model import Kind, ParseContext
-from parsers.references import make_token, message_ids, verify_token
+from postdesk.config.errors import BadData
+from postdesk.parsers import parse
+from postdesk.parsers.commands import commands, without_commands
+from postdesk.parsers.mime import safe_filename
+from postdesk.parsers.model import Kind, ParseContext
+from postdesk.parsers.references import make_token, message_ids, verify_token
 from tests.helpers import mail
 
 SECRET = b"k" * 32

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config.errors import BadData
-from parsers import mime, parse
-from parsers.model import Kind, ParseContext
+from postdesk.config.errors import BadData
+from postdesk.parsers import mime, parse
+from postdesk.parsers.model import Kind, ParseContext
 from tests.helpers import DATA
 
 CORPUS = DATA / "corpus"

@@ -16,8 +16,8 @@ from pathlib import Path
 import mailparser
 import pytest
 
-from parsers import large, mime
-from store.blobs import BlobStore
+from postdesk.parsers import large, mime
+from postdesk.store.blobs import BlobStore
 
 SIZE = large.LARGE_MESSAGE * 3 // 4 + 3000
 """Decoded bytes of the big attachment: its base64 alone is over LARGE_MESSAGE."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.quotes import split_reply, strip_signature
+from postdesk.parsers.quotes import split_reply, strip_signature
 from tests.helpers import DATA
 
 LOREM = "Fusce bibendum, quam hendrerit sagittis tempor"

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config.errors import ConfigError
-from config.loader import EXAMPLE_DIR
-from parsers.model import Attachment
-from rules.engine import evaluate
-from rules.explain import diff, explain, explain_json
-from rules.loader import load_rules
-from rules.matchers import Context
-from rules.model import RuleSet
+from postdesk.config.errors import ConfigError
+from postdesk.config.loader import EXAMPLE_DIR
+from postdesk.parsers.model import Attachment
+from postdesk.rules.engine import evaluate
+from postdesk.rules.explain import diff, explain, explain_json
+from postdesk.rules.loader import load_rules
+from postdesk.rules.matchers import Context
+from postdesk.rules.model import RuleSet
 from tests.helpers import inbound
 
 QUEUES = {"general", "billing", "ops"}

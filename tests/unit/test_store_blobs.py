@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from config.errors import TemporaryFailure
-from store.blobs import BlobStore
+from postdesk.config.errors import TemporaryFailure
+from postdesk.store.blobs import BlobStore
 
 
 def test_content_addressed_and_idempotent(tmp_path: Path) -> None:

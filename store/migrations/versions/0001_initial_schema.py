@@ -7,7 +7,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-import store.models
+from postdesk.store import models
 
 revision = "0001"
 down_revision = None
@@ -36,13 +36,13 @@ def upgrade() -> None:
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("language", sa.String(length=8), nullable=False),
         sa.Column("matched_rules", sa.JSON(), nullable=False),
-        sa.Column("created_at", store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("first_response_due", store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("resolution_due", store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("first_response_at", store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("resolved_at", store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("closed_at", store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("first_response_due", models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("resolution_due", models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("first_response_at", models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("resolved_at", models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("reopen_count", sa.Integer(), nullable=False),
         sa.Column("related_ticket_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -66,7 +66,7 @@ def upgrade() -> None:
         "events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=False),
-        sa.Column("at", store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=320), nullable=False),
         sa.Column("type", sa.String(length=40), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
@@ -88,7 +88,7 @@ def upgrade() -> None:
         sa.Column("subject", sa.Text(), nullable=False),
         sa.Column("source", sa.String(length=40), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
-        sa.Column("received_at", store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=True),
@@ -115,10 +115,10 @@ def upgrade() -> None:
         sa.Column("content", sa.LargeBinary(), nullable=False),
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("next_attempt_at", models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=False),
-        sa.Column("created_at", store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["ticket_id"],
             ["tickets.id"],
@@ -160,7 +160,7 @@ def upgrade() -> None:
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("html", sa.Text(), nullable=True),
         sa.Column("message_id", sa.String(length=998), nullable=True),
-        sa.Column("created_at", store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["inbound_id"],
             ["inbound.id"],

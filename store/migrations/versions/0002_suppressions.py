@@ -8,7 +8,7 @@ Create Date: 2026-11-23 08:34:54.179135
 import sqlalchemy as sa
 from alembic import op
 
-import store.models
+from postdesk.store import models
 
 revision = "0002"
 down_revision = "0001"
@@ -22,8 +22,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("address", sa.String(length=320), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("created_at", store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("until", store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("until", models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("address"),
     )

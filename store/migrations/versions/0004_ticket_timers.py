@@ -8,7 +8,7 @@ Create Date: 2026-11-23 08:54:07.522138
 import sqlalchemy as sa
 from alembic import op
 
-import store.models
+from postdesk.store import models
 
 revision = "0004"
 down_revision = "0003"
@@ -21,13 +21,13 @@ def upgrade() -> None:
     op.bulk_insert(counters, [{"name": "digest", "value": 0}])
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("next_reminder_at", store.models.UTCDateTime(timezone=True), nullable=True)
+            sa.Column("next_reminder_at", models.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(
             sa.Column("reminders_sent", sa.Integer(), nullable=False, server_default="0")
         )
         batch_op.add_column(
-            sa.Column("sla_check_at", store.models.UTCDateTime(timezone=True), nullable=True)
+            sa.Column("sla_check_at", models.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(
             sa.Column("sla_flags", sa.JSON(), nullable=False, server_default=sa.text("'[]'"))
