@@ -25,7 +25,7 @@ from imap_latency import mailbox
 from scratch import scratch_app
 from workload import messages
 
-from postdesk.daemon.imap import Poller
+from postdesk.daemon.runners.imap import Poller
 from tests.imap_server import Dovecot
 
 

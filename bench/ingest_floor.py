@@ -32,7 +32,7 @@ import mailparser
 from scratch import scratch_app
 from workload import write
 
-from postdesk.daemon.ingest import ingest
+from postdesk.daemon.pipeline.ingest import ingest
 from postdesk.store.blobs import BlobStore
 
 

@@ -18,7 +18,7 @@ from scratch import scratch_app
 from sqlalchemy import insert, select
 
 from postdesk.daemon.app import App
-from postdesk.daemon.report import build, render
+from postdesk.daemon.reporting.report import build, render
 from postdesk.store.models import Event, Message, Ticket
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)

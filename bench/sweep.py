@@ -17,7 +17,7 @@ from scratch import scratch_app
 from sqlalchemy import insert
 
 from postdesk.daemon.app import App
-from postdesk.daemon.sweep import run
+from postdesk.daemon.sweeps.run import run
 from postdesk.store.models import Ticket
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from freezegun import freeze_time
 from sqlalchemy import select
 
 from postdesk.daemon.app import App
-from postdesk.daemon.ingest import ingest
+from postdesk.daemon.pipeline.ingest import ingest
 from postdesk.store.models import Outbox, Suppression
 from postdesk.store.schema import ensure_current
 from postdesk.store.tickets import detail, load_ticket

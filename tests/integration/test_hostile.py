@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from postdesk.daemon.ingest import ingest
+from postdesk.daemon.pipeline.ingest import ingest
 from postdesk.store.models import Inbound, Outbox, Participant
 from tests import hostile_mime
 from tests.helpers import mail, parse_mail

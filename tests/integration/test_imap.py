@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 
 from postdesk.config.errors import ConfigError
 from postdesk.config.schema import OAuth2
-from postdesk.daemon import clock, imap
+from postdesk.daemon import clock
 from postdesk.daemon.app import App
-from postdesk.daemon.imap import Poller, Timing
-from postdesk.daemon.ingest import ingest
+from postdesk.daemon.pipeline.ingest import ingest
+from postdesk.daemon.runners import imap
+from postdesk.daemon.runners.imap import Poller, Timing
 from postdesk.store import mailboxes
 from postdesk.store.models import Inbound, MailboxState, Outbox, Ticket
 from tests.helpers import mail

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from postdesk.daemon.ingest import ingest
+from postdesk.daemon.pipeline.ingest import ingest
 from postdesk.store.models import Inbound, Outbox, Ticket
 from postdesk.store.tickets import detail, load_ticket
 from tests.helpers import mail, parse_mail

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from postdesk.daemon.ingest import ingest
+from postdesk.daemon.pipeline.ingest import ingest
 from postdesk.store.models import Inbound
 from tests.helpers import DATA
 from tests.unit.test_parsers_corpus import DISAGREE

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from postdesk.daemon.app import App
-from postdesk.daemon.ingest import ingest
-from postdesk.daemon.sweep import run
+from postdesk.daemon.pipeline.ingest import ingest
+from postdesk.daemon.sweeps.run import run
 from postdesk.parsers.references import make_agent_token
 from postdesk.store.models import Outbox, Ticket
 from postdesk.store.tickets import detail, load_ticket

@@ -11,8 +11,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from postdesk.daemon.app import App
-from postdesk.daemon.ingest import ingest
-from postdesk.daemon.outbox import deliver_due
+from postdesk.daemon.pipeline.ingest import ingest
+from postdesk.daemon.runners.sender import deliver_due
 from postdesk.store.models import Outbox
 from postdesk.store.schema import ensure_current
 from tests.conftest import Sink

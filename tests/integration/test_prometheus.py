@@ -13,9 +13,10 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from postdesk.config.errors import ConfigError
-from postdesk.daemon import prometheus
+from postdesk.daemon import counters
 from postdesk.daemon.app import App
-from postdesk.daemon.ingest import ingest
+from postdesk.daemon.pipeline.ingest import ingest
+from postdesk.daemon.runners import prometheus
 from postdesk.store.models import MailboxState
 from postdesk.store.schema import ensure_current
 from tests.helpers import free_port, mail
@@ -47,9 +48,9 @@ def test_collector_counts_the_week(app: App) -> None:
 
 
 def test_exporter_serves_ingest_counts(app: App) -> None:
-    counter = prometheus.INGESTED.labels("smtp", "ticket_created")
+    counter = counters.INGESTED.labels("smtp", "ticket_created")
     before = counter._value.get()
-    sent_before = prometheus.AUTOREPLY_DECISIONS.labels("sent")._value.get()
+    sent_before = counters.AUTOREPLY_DECISIONS.labels("sent")._value.get()
     assert ingest(app, mail().as_bytes(), "smtp", at(23, 10)).outcome == "ticket_created"
     port = free_port()
     server = prometheus.start(app, f"127.0.0.1:{port}")

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from postdesk.daemon.app import App
-from postdesk.daemon.report import build, render
+from postdesk.daemon.reporting.report import build, render
 from postdesk.store.models import Event, Message, Outbox, Ticket
 
 SINCE = datetime(2026, 11, 16, tzinfo=UTC)  # a Monday

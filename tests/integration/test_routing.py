@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from postdesk.daemon.app import App
-from postdesk.daemon.ingest import ingest
+from postdesk.daemon.pipeline.ingest import ingest
 from postdesk.store.schema import ensure_current
 from postdesk.store.tickets import detail, load_ticket
 from tests.helpers import mail

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from postdesk.config.errors import ConfigError
 from postdesk.daemon import sla
 from postdesk.daemon.app import App
-from postdesk.daemon.mail import queue_agent_notification, queue_notice, queue_relay
+from postdesk.daemon.outgoing.compose import queue_agent_notification, queue_notice, queue_relay
 from postdesk.parsers.commands import KNOWN, without_commands
 from postdesk.parsers.model import Attachment, Command, InboundMessage
 from postdesk.parsers.references import verify_agent_token

@@ -17,7 +17,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from postdesk.daemon.app import App
 from postdesk.daemon.errors import smtp_reply
-from postdesk.daemon.ingest import ingest
+from postdesk.daemon.pipeline.ingest import ingest
 
 log = logging.getLogger("postdesk.listener")
 

@@ -33,8 +33,9 @@ from postdesk.config.loader import read_secret
 from postdesk.config.schema import Mailbox, OAuth2
 from postdesk.daemon import clock
 from postdesk.daemon.app import App
-from postdesk.daemon.ingest import DUPLICATE, QUARANTINED, ingest
-from postdesk.daemon.mail import queue_alert
+from postdesk.daemon.outgoing.compose import queue_alert
+from postdesk.daemon.pipeline.ingest import ingest
+from postdesk.daemon.pipeline.result import DUPLICATE, QUARANTINED
 from postdesk.store import mailboxes
 
 log = logging.getLogger("postdesk.imap")

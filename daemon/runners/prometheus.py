@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Summary, start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -19,24 +19,12 @@ from postdesk.config.errors import ConfigError
 from postdesk.config.schema import parse_host_port
 from postdesk.daemon import clock
 from postdesk.daemon.app import App
+from postdesk.daemon.counters import AUTOREPLY_DECISIONS, INGESTED, SWEEP_SECONDS
 from postdesk.store import metrics
 from postdesk.store.inbound import counts as inbound_counts
 from postdesk.store.mailboxes import health as mailbox_health
 from postdesk.store.outbox import oldest_queued
 from postdesk.store.outbox import summary as outbox_summary
-
-SWEEP_SECONDS = Summary(
-    "postdesk_sweep_seconds", "Duration of the timed sweeps of this process", registry=None
-)
-INGESTED = Counter(
-    "postdesk_ingested", "Messages ingested by this process", ["source", "outcome"], registry=None
-)
-AUTOREPLY_DECISIONS = Counter(
-    "postdesk_autoreplies",
-    "Acknowledgement decisions of this process: sent, suppressed by rules or by the policy",
-    ["decision"],
-    registry=None,
-)
 
 
 class StoreCollector(Collector):

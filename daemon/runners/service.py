@@ -14,10 +14,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from postdesk.config.errors import ConfigError
 from postdesk.config.schema import parse_host_port
-from postdesk.daemon import clock, imap, listener, prometheus
+from postdesk.daemon import clock, counters
 from postdesk.daemon.app import App
-from postdesk.daemon.outbox import deliver_due
-from postdesk.daemon.sweep import run as run_sweeps
+from postdesk.daemon.runners import imap, listener, prometheus
+from postdesk.daemon.runners.sender import deliver_due
+from postdesk.daemon.sweeps.run import run as run_sweeps
 from postdesk.store.schema import ensure_current
 
 log = logging.getLogger("postdesk.service")
@@ -122,7 +123,7 @@ class Service:
     async def _sweep(self) -> None:
         """APScheduler only triggers this; what is due lives in the database."""
         try:
-            with prometheus.SWEEP_SECONDS.time():
+            with counters.SWEEP_SECONDS.time():
                 stats = await asyncio.to_thread(run_sweeps, self.app, clock.now())
         except Exception:
             log.exception("sweep failed; the next one retries")

@@ -1,0 +1,5 @@
+import sys
+
+from postdesk.daemon.cli.main import main
+
+sys.exit(main())

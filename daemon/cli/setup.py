@@ -1,0 +1,47 @@
+"""`check-config`, `db upgrade`, `init`: setting an installation up."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from postdesk.config.loader import EXAMPLE_DIR
+from postdesk.daemon.cli.common import open_app
+from postdesk.daemon.errors import EX_CONFIG, EX_OK
+from postdesk.store.schema import upgrade
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    app = open_app(args)
+    problems = app.policy.templates.check()
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return EX_CONFIG
+    rules = len(app.policy.rules.rules)
+    print(f"configuration OK: {rules} rules, database {app.settings.database_url}")
+    return EX_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+
+    before, after = upgrade(open_app(args).db)
+    print(f"database schema: {before or 'empty'} -> {after}")
+    return EX_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    target = Path(args.dir)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in ("config.yaml", "rules.yaml"):
+        dest = target / name
+        if dest.exists():
+            print(f"{dest} exists, left as it is", file=sys.stderr)
+            continue
+        shutil.copyfile(EXAMPLE_DIR / name, dest)
+        written.append(str(dest))
+    print("\n".join(written) or "nothing written")
+    return EX_OK

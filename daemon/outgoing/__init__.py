@@ -1,0 +1,1 @@
+"""Mail postdesk writes: the addresses it carries, and its composition from templates."""

@@ -1,0 +1,1 @@
+"""The steps one message takes: entry, tickets, acknowledgement, agents, bounces."""

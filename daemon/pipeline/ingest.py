@@ -1,0 +1,191 @@
+"""One raw message through the whole flow, in one transaction: store, parse, thread, rules, reply.
+
+The raw bytes reach disk (fsync) and the database before the caller answers 250 or exits
+0; a second delivery of the same bytes, or of the same Message-ID from the same sender,
+is recognised and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+
+from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from postdesk.config.errors import BadData, TemporaryFailure
+from postdesk.daemon import clock
+from postdesk.daemon.app import App
+from postdesk.daemon.counters import INGESTED
+from postdesk.daemon.pipeline import agents
+from postdesk.daemon.pipeline.bounces import record_bounce
+from postdesk.daemon.pipeline.result import (
+    APPENDED,
+    DUPLICATE,
+    QUARANTINED,
+    SAME_BYTES,
+    SUPPRESSED,
+    IngestResult,
+    Received,
+    finish,
+)
+from postdesk.daemon.pipeline.surveys import survey_answer
+from postdesk.daemon.pipeline.tickets import REOPENABLE, append, create
+from postdesk.parsers import parse
+from postdesk.parsers.model import InboundMessage, Kind
+from postdesk.store import inbound as received_rows
+from postdesk.store.db import run
+from postdesk.store.models import Inbound, Ticket
+from postdesk.store.tickets import add_event, find_thread
+
+log = logging.getLogger("postdesk.ingest")
+
+
+def ingest(app: App, raw: bytes, source: str, now: datetime | None = None) -> IngestResult:
+    """Store and process one message; TemporaryFailure means nothing was committed.
+
+    The raw file is written first (a second write of the same bytes is free), and whether the
+    bytes were seen before is asked inside the one transaction that records them, so a
+    message costs one transaction.
+    """
+    now = now or clock.now()
+    sha256 = hashlib.sha256(raw).hexdigest()
+    app.raw.put(raw)
+    try:
+        msg = parse(raw, app.parse_context())
+    except BadData as exc:
+        return _quarantine(app, sha256, raw, source, str(exc), now)
+    except TemporaryFailure:
+        raise
+    except Exception as exc:
+        log.exception("parser failed", extra={"sha256": sha256})
+        return _quarantine(app, sha256, raw, source, f"parser error: {exc!r}", now)
+    try:
+        with app.db.transaction() as session:
+            result = _process(app, session, msg, source, now)
+    except IntegrityError:
+        return IngestResult(DUPLICATE, reason="received concurrently by another process")
+    INGESTED.labels(source, result.outcome).inc()
+    log.info(
+        "message ingested",
+        extra={
+            "source": source,
+            "outcome": result.outcome,
+            "ticket": result.ticket_number,
+            "reason": result.reason,
+            "message_id": msg.message_id,
+        },
+    )
+    return result
+
+
+def _known(session: Session, sha256: str) -> bool:
+    return session.scalar(select(Inbound.id).where(Inbound.sha256 == sha256)) is not None
+
+
+def _quarantine(
+    app: App, sha256: str, raw: bytes, source: str, reason: str, now: datetime
+) -> IngestResult:
+    try:
+        with app.db.transaction() as session:
+            if _known(session, sha256):
+                return SAME_BYTES
+            received_rows.receive(
+                session,
+                sha256=sha256,
+                source=source,
+                size=len(raw),
+                received_at=now,
+                status=QUARANTINED,
+                reason=reason,
+            )
+    except IntegrityError:
+        return IngestResult(DUPLICATE, reason="received concurrently by another process")
+    log.warning("message quarantined", extra={"sha256": sha256, "reason": reason})
+    return IngestResult(QUARANTINED, reason=reason)
+
+
+def _process(
+    app: App, session: Session, msg: InboundMessage, source: str, now: datetime
+) -> IngestResult:
+    seen, original = _seen(session, msg)
+    if seen:
+        return SAME_BYTES
+    row = {
+        "sha256": msg.raw_sha256,
+        "message_id": msg.message_id,
+        "from_addr": msg.from_addr,
+        "subject": msg.subject[:2000],
+        "source": source,
+        "size": msg.size,
+        "received_at": now,
+    }
+    if original is not None:
+        reason = f"same Message-ID as inbound #{original}"
+        received_rows.receive(session, **row, status=DUPLICATE, reason=reason)
+        return IngestResult(DUPLICATE, reason=reason)
+    inbound = Received(received_rows.receive(session, **row, status=""), source)
+    thread = find_thread(session, msg, app.settings.agent_addresses)
+    if msg.kind == Kind.BOUNCE and msg.token_tickets:
+        bounced = session.get(Ticket, msg.token_tickets[0])
+        if bounced is not None:
+            record_bounce(app, session, bounced, msg, inbound, now)
+            return finish(
+                session, inbound, SUPPRESSED, f"bounce of our mail: {msg.kind_reason}", bounced
+            )
+    if msg.kind == Kind.SURVEY_ANSWER:
+        return survey_answer(app, session, inbound, msg, now)
+    if msg.kind == Kind.AGENT:
+        ticket_id = agents.token_ticket(app, msg)
+        target = session.get(Ticket, ticket_id) if ticket_id else thread.ticket
+        if target is not None:
+            reason, queued = agents.handle(app, session, target, msg, inbound.id, now)
+            finish(session, inbound, APPENDED, reason, target)
+            return IngestResult(APPENDED, target.number, reason, queued)
+    if msg.kind not in (Kind.CUSTOMER, Kind.AGENT):
+        if thread.ticket is not None:
+            add_event(
+                thread.ticket,
+                actor=msg.from_addr or "(none)",
+                type="automatic_mail",
+                now=now,
+                kind=str(msg.kind),
+                reason=msg.kind_reason,
+                inbound=inbound.id,
+            )
+        return finish(session, inbound, SUPPRESSED, f"{msg.kind}: {msg.kind_reason}", thread.ticket)
+    ticket = thread.ticket
+    if ticket is not None and ticket.status in REOPENABLE:
+        ended = ticket.closed_at or ticket.resolved_at or ticket.updated_at
+        if now - ended > app.settings.lifecycle.reopen_within:
+            thread = type(thread)(None, "", related=ticket)
+            ticket = None
+    if ticket is not None:
+        return append(app, session, inbound, ticket, msg, thread.how, now)
+    return create(app, session, inbound, msg, thread.related, now)
+
+
+SEEN = select(Inbound.id, Inbound.sha256).where(
+    or_(
+        Inbound.sha256 == bindparam("sha256"),
+        and_(
+            Inbound.message_id == bindparam("message_id"), Inbound.from_addr == bindparam("sender")
+        ),
+    )
+)
+"""Built once, as it is asked for every message."""
+
+
+def _seen(session: Session, msg: InboundMessage) -> tuple[bool, int | None]:
+    """Whether these exact bytes were received before, else an earlier inbound with the same
+    Message-ID from the same sender (a copy re-encoded on the way), asked in one query."""
+    rows = run(
+        session,
+        SEEN,
+        {"sha256": msg.raw_sha256, "message_id": msg.message_id or None, "sender": msg.from_addr},
+    ).all()
+    if any(sha256 == msg.raw_sha256 for _, sha256 in rows):
+        return True, None
+    return False, min((row_id for row_id, _ in rows), default=None)

@@ -1,0 +1,223 @@
+"""A customer's mail opens a ticket or joins one: participants, rules, the agents told."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from postdesk.daemon import sla
+from postdesk.daemon.app import App
+from postdesk.daemon.outgoing.compose import queue_agent_notification
+from postdesk.daemon.pipeline.acknowledge import acknowledge
+from postdesk.daemon.pipeline.result import (
+    APPENDED,
+    CREATED,
+    QUARANTINED,
+    IngestResult,
+    Received,
+    finish,
+)
+from postdesk.parsers.model import InboundMessage, Kind
+from postdesk.rules.engine import Decision, evaluate
+from postdesk.rules.matchers import Context
+from postdesk.store.lifecycle import move
+from postdesk.store.models import Message, Ticket
+from postdesk.store.tickets import (
+    add_event,
+    add_participants,
+    is_known_customer,
+    next_number,
+    open_ticket,
+    pick_assignee,
+    record_inbound,
+)
+
+REOPENABLE = ("resolved", "closed")
+
+
+MAX_COPIED = 20
+
+
+def create(
+    app: App,
+    session: Session,
+    inbound: Received,
+    msg: InboundMessage,
+    related: Ticket | None,
+    now: datetime,
+) -> IngestResult:
+    settings = app.settings
+    decision = evaluate(app.policy.rules, msg, _context(app, session, msg, inbound.source, now))
+    if decision.spam:
+        return finish(
+            session, inbound, QUARANTINED, f"spam by rules: {', '.join(decision.matched)}", None
+        )
+    ticket = Ticket(
+        sla_flags=[],
+        reminders_sent=0,
+        reopen_count=0,
+        unanswered=1,
+        first_response_at=None,
+        resolved_at=None,
+        closed_at=None,
+        next_reminder_at=None,
+        csat_score=None,
+        number=next_number(session),
+        subject=msg.subject.strip() or "(no subject)",
+        status="new",
+        priority=decision.priority,
+        queue=decision.queue,
+        requester=msg.from_addr,
+        assignee=decision.assignee
+        or pick_assignee(
+            session, settings.members_of(decision.queue), decision.assign or "", decision.queue
+        )
+        if decision.assignee or decision.assign
+        else None,
+        tags=sorted(set(decision.tags)),
+        language=decision.language or settings.language,
+        matched_rules=list(decision.matched),
+        created_at=now,
+        updated_at=now,
+        related_ticket_id=related.id if related else None,
+    )
+    sla.schedule(app, ticket)
+    open_ticket(session, ticket)
+    entries = [
+        (msg.from_addr, "requester"),
+        *((address, "cc") for address in _copied(msg)),
+        *((address, "watcher") for address in decision.watchers),
+    ]
+    add_participants(session, ticket, entries, app.own_addresses)
+    message = record_inbound(
+        session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now
+    )
+    add_event(
+        ticket,
+        actor=msg.from_addr,
+        type="created",
+        now=now,
+        source=inbound.source,
+        inbound=inbound.id,
+        rules=list(decision.matched),
+        queue=ticket.queue,
+        priority=ticket.priority,
+        defects=list(msg.defects),
+    )
+    if related is not None:
+        add_event(
+            ticket, actor="postdesk", type="possibly_related", now=now, related=related.number
+        )
+    queued = acknowledge(app, session, ticket, msg, decision, now, is_new=True)
+    if settings.notify.new_ticket:
+        queued += notify_agents(app, session, ticket, "new ticket", message, now)
+    result = finish(session, inbound, CREATED, "", ticket)
+    return IngestResult(result.outcome, result.ticket_number, decision.autoreply_reason, queued)
+
+
+def append(
+    app: App,
+    session: Session,
+    inbound: Received,
+    ticket: Ticket,
+    msg: InboundMessage,
+    how: str,
+    now: datetime,
+) -> IngestResult:
+    message = record_inbound(
+        session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now
+    )
+    added = add_participants(
+        session, ticket, [(address, "cc") for address in _copied(msg)], app.own_addresses
+    )
+    before = ticket.status
+    if msg.kind == Kind.CUSTOMER:
+        ticket.unanswered += 1
+    if msg.kind == Kind.CUSTOMER and before in ("pending", "on_hold", *REOPENABLE):
+        move(ticket, "open", now)
+        if before in REOPENABLE:
+            ticket.reopen_count += 1
+    add_event(
+        ticket,
+        actor=msg.from_addr,
+        type="reopened" if before in REOPENABLE and ticket.status == "open" else "reply",
+        now=now,
+        via=how,
+        inbound=inbound.id,
+        status=[before, ticket.status],
+        participants_added=added,
+        defects=list(msg.defects),
+    )
+    decision = evaluate(
+        app.policy.rules, msg, _context(app, session, msg, inbound.source, now, is_reply=True)
+    )
+    if decision.matched:
+        _apply_reply_rules(app, session, ticket, decision, now)
+    queued = 0
+    if app.settings.autoreply.on_followup and msg.kind == Kind.CUSTOMER:
+        queued = acknowledge(app, session, ticket, msg, decision, now, is_new=False)
+    if app.settings.notify.customer_reply:
+        event = "reopened" if before in REOPENABLE else "customer reply"
+        queued += notify_agents(app, session, ticket, event, message, now)
+    result = finish(session, inbound, APPENDED, how, ticket)
+    return IngestResult(result.outcome, result.ticket_number, how, queued)
+
+
+def notify_agents(
+    app: App, session: Session, ticket: Ticket, event: str, message: Message, now: datetime
+) -> int:
+    """The assignee, else the queue's members, hear of the customer's mail."""
+    agents_to_tell = [ticket.assignee] if ticket.assignee else app.settings.members_of(ticket.queue)
+    for agent in agents_to_tell:
+        queue_agent_notification(app, session, ticket, agent, event, message, now)
+    return len(agents_to_tell)
+
+
+def _copied(msg: InboundMessage) -> list[str]:
+    """The To and Cc addresses that become participants: a mail to thousands of addresses
+    must not make our answers go to all of them."""
+    return [*msg.to, *msg.cc][:MAX_COPIED]
+
+
+def _context(
+    app: App,
+    session: Session,
+    msg: InboundMessage,
+    source: str,
+    now: datetime,
+    is_reply: bool = False,
+) -> Context:
+    return Context(
+        is_reply=is_reply,
+        source=source,
+        business_hours=app.policy.calendar("").is_open(now),
+        known_customer="known_customer" in app.policy.rules.flags
+        and is_known_customer(session, msg.from_addr),
+        sender_is_agent=msg.from_addr in app.settings.agent_addresses,
+    )
+
+
+def _apply_reply_rules(
+    app: App, session: Session, ticket: Ticket, decision: Decision, now: datetime
+) -> None:
+    """Only what the matching reply rules name changes; defaults never touch an open ticket."""
+    rules = {r.name: r for r in app.policy.rules.rules}
+    before = {"queue": ticket.queue, "priority": ticket.priority, "assignee": ticket.assignee}
+    for name in decision.matched:
+        then = rules[name].actions
+        ticket.queue = then.queue or ticket.queue
+        ticket.priority = then.priority or ticket.priority
+        ticket.assignee = then.assignee or ticket.assignee
+        ticket.tags = sorted({*ticket.tags, *then.tags})
+    watchers = [(address, "watcher") for address in decision.watchers]
+    add_participants(session, ticket, watchers, app.own_addresses)
+    after = {"queue": ticket.queue, "priority": ticket.priority, "assignee": ticket.assignee}
+    add_event(
+        ticket,
+        actor="postdesk",
+        type="rules_on_reply",
+        now=now,
+        rules=list(decision.matched),
+        changed={k: [before[k], after[k]] for k in before if before[k] != after[k]},
+    )

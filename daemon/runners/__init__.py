@@ -1,0 +1,1 @@
+"""Process code: service loop, SMTP/LMTP listener, IMAP pollers, outbox sender, metrics."""

@@ -1,0 +1,1 @@
+"""Timed work: one module per kind of sweep, run together by `run.run(app, now)`."""
