@@ -23,6 +23,17 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Changes:
+    """What the matching rules themselves set, without the defaults: a rule on a reply
+    changes only these."""
+
+    queue: str | None = None
+    priority: str | None = None
+    assignee: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Decision:
     queue: str
     priority: str
@@ -38,6 +49,7 @@ class Decision:
     spam: bool = False
     matched: tuple[str, ...] = ()
     links: tuple[Link, ...] = ()
+    changes: Changes = field(default_factory=Changes)
     trace: tuple[Step, ...] = field(default=(), compare=False)
 
 
@@ -62,6 +74,7 @@ def evaluate(
     matched: list[str] = []
     trace: list[Step] = []
     spam = False
+    changes = Changes()
     for rule in ruleset.rules:
         if rule.applies_to not in wanted:
             continue
@@ -81,6 +94,12 @@ def evaluate(
         elif then.autoreply:
             autoreply, autoreply_reason = then.autoreply, ""
         tags.extend(t for t in then.tags if t not in tags)
+        changes = Changes(
+            then.queue or changes.queue,
+            then.priority or changes.priority,
+            then.assignee or changes.assignee,
+            (*changes.tags, *(t for t in then.tags if t not in changes.tags)),
+        )
         links.extend(link for link in then.links if link not in links)
         spam = spam or then.spam
         language = then.language or language
@@ -99,5 +118,6 @@ def evaluate(
         spam=spam,
         matched=tuple(matched),
         links=tuple(links),
+        changes=changes,
         trace=tuple(trace),
     )

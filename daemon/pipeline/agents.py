@@ -16,13 +16,13 @@ import authres
 from sqlalchemy.orm import Session
 
 from postdesk.config.errors import ConfigError
-from postdesk.daemon import sla
+from postdesk.daemon import ticket_state
 from postdesk.daemon.app import App
 from postdesk.daemon.outgoing.compose import queue_agent_notification, queue_notice, queue_relay
 from postdesk.parsers.commands import KNOWN, without_commands
 from postdesk.parsers.model import Attachment, Command, InboundMessage
 from postdesk.parsers.references import verify_agent_token
-from postdesk.store.lifecycle import COMMANDS, move
+from postdesk.store.lifecycle import COMMANDS
 from postdesk.store.models import Ticket
 from postdesk.store.tickets import add_event, add_participants, record_inbound
 
@@ -111,11 +111,7 @@ def handle(
         )
         queued += 1
         outcome.done.append(f"answer sent to {ticket.requester}")
-        ticket.first_response_at = ticket.first_response_at or now
-        ticket.unanswered = 0
-        sla.reschedule(app, ticket)
-        if not status_given:
-            move(ticket, "pending", now, app.reminder_at(ticket, now))
+        ticket_state.answered(app, ticket, now, status_given=status_given)
     add_event(
         ticket,
         actor=msg.from_addr,
@@ -142,14 +138,14 @@ def _apply(
     name, arg = command.name, command.argument.strip()
     settings = app.settings
     if name in COMMANDS:
-        before = move(ticket, COMMANDS[name], now, app.reminder_at(ticket, now))
+        before = ticket_state.move(app, ticket, COMMANDS[name], now)
         outcome.done.append(f"status {before} -> {ticket.status}")
     elif name == "assign":
         target = _find_agent(app, arg or agent)
         if target is None:
             outcome.refused.append(f"#assign {arg}: no such agent")
             return
-        ticket.assignee = target
+        ticket_state.assign(ticket, target, now)
         outcome.done.append(f"assigned to {target}")
         if target != agent and settings.notify.assignment:
             queue_agent_notification(app, session, ticket, target, "assigned to you", None, now)
@@ -157,31 +153,28 @@ def _apply(
         if arg.lower() not in PRIORITIES:
             outcome.refused.append(f"#priority {arg}: use one of {', '.join(PRIORITIES)}")
             return
-        ticket.priority = arg.lower()
-        sla.schedule(app, ticket)
+        ticket_state.set_priority(app, ticket, arg.lower(), now)
         outcome.done.append(f"priority {ticket.priority}")
     elif name == "queue":
         if arg not in {q.name for q in settings.queues}:
             outcome.refused.append(f"#queue {arg}: no such queue")
             return
-        ticket.queue = arg
-        sla.schedule(app, ticket)
+        ticket_state.set_queue(app, ticket, arg, now)
         outcome.done.append(f"moved to queue {arg}")
     elif name in ("tag", "untag"):
         if not arg:
             outcome.refused.append(f"#{name}: which tag?")
             return
         tags = set(ticket.tags)
-        tags = tags | {arg} if name == "tag" else tags - {arg}
-        ticket.tags = sorted(tags)
+        ticket_state.set_tags(ticket, tags | {arg} if name == "tag" else tags - {arg}, now)
         outcome.done.append(f"{name}ged {arg}")
     elif name == "cc":
         if "@" not in arg or " " in arg:
             outcome.refused.append(f"#cc {arg}: not an address")
             return
         added = add_participants(session, ticket, [(arg, "cc")], app.own_addresses)
+        ticket_state.touch(ticket, now)
         outcome.done.append(f"{arg} copied from now on" if added else f"{arg} was already copied")
-    ticket.updated_at = now
 
 
 def _with_snippets(

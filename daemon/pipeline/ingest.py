@@ -32,7 +32,8 @@ from postdesk.daemon.pipeline.result import (
     finish,
 )
 from postdesk.daemon.pipeline.surveys import survey_answer
-from postdesk.daemon.pipeline.tickets import REOPENABLE, append, create
+from postdesk.daemon.pipeline.tickets import append, create
+from postdesk.daemon.ticket_state import REOPENABLE
 from postdesk.parsers import parse
 from postdesk.parsers.model import InboundMessage, Kind
 from postdesk.store import inbound as received_rows

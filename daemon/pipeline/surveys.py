@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from postdesk.daemon import ticket_state
 from postdesk.daemon.app import App
 from postdesk.daemon.pipeline.result import SUPPRESSED, IngestResult, Received, finish
 from postdesk.parsers.model import InboundMessage
@@ -33,7 +34,7 @@ def survey_answer(
                 kept=ticket.csat_score,
             )
             return finish(session, inbound, SUPPRESSED, "survey already answered", ticket)
-        ticket.csat_score = found[1]
+        ticket_state.scored(ticket, found[1])
         comment = msg.new_text.strip()[:2000]
         add_event(
             ticket,

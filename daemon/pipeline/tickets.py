@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from postdesk.daemon import sla
+from postdesk.daemon import ticket_state
 from postdesk.daemon.app import App
 from postdesk.daemon.outgoing.compose import queue_agent_notification
 from postdesk.daemon.pipeline.acknowledge import acknowledge
@@ -18,23 +18,17 @@ from postdesk.daemon.pipeline.result import (
     Received,
     finish,
 )
+from postdesk.daemon.ticket_state import REOPENABLE
 from postdesk.parsers.model import InboundMessage, Kind
 from postdesk.rules.engine import Decision, evaluate
 from postdesk.rules.matchers import Context
-from postdesk.store.lifecycle import move
 from postdesk.store.models import Message, Ticket
 from postdesk.store.tickets import (
     add_event,
     add_participants,
     is_known_customer,
-    next_number,
-    open_ticket,
-    pick_assignee,
     record_inbound,
 )
-
-REOPENABLE = ("resolved", "closed")
-
 
 MAX_COPIED = 20
 
@@ -53,37 +47,15 @@ def create(
         return finish(
             session, inbound, QUARANTINED, f"spam by rules: {', '.join(decision.matched)}", None
         )
-    ticket = Ticket(
-        sla_flags=[],
-        reminders_sent=0,
-        reopen_count=0,
-        unanswered=1,
-        first_response_at=None,
-        resolved_at=None,
-        closed_at=None,
-        next_reminder_at=None,
-        csat_score=None,
-        number=next_number(session),
-        subject=msg.subject.strip() or "(no subject)",
-        status="new",
-        priority=decision.priority,
-        queue=decision.queue,
+    ticket = ticket_state.create(
+        app,
+        session,
+        subject=msg.subject,
         requester=msg.from_addr,
-        assignee=decision.assignee
-        or pick_assignee(
-            session, settings.members_of(decision.queue), decision.assign or "", decision.queue
-        )
-        if decision.assignee or decision.assign
-        else None,
-        tags=sorted(set(decision.tags)),
-        language=decision.language or settings.language,
-        matched_rules=list(decision.matched),
-        created_at=now,
-        updated_at=now,
-        related_ticket_id=related.id if related else None,
+        decision=decision,
+        related=related,
+        now=now,
     )
-    sla.schedule(app, ticket)
-    open_ticket(session, ticket)
     entries = [
         (msg.from_addr, "requester"),
         *((address, "cc") for address in _copied(msg)),
@@ -133,11 +105,7 @@ def append(
     )
     before = ticket.status
     if msg.kind == Kind.CUSTOMER:
-        ticket.unanswered += 1
-    if msg.kind == Kind.CUSTOMER and before in ("pending", "on_hold", *REOPENABLE):
-        move(ticket, "open", now)
-        if before in REOPENABLE:
-            ticket.reopen_count += 1
+        ticket_state.customer_replied(app, ticket, now)
     add_event(
         ticket,
         actor=msg.from_addr,
@@ -201,23 +169,15 @@ def _context(
 def _apply_reply_rules(
     app: App, session: Session, ticket: Ticket, decision: Decision, now: datetime
 ) -> None:
-    """Only what the matching reply rules name changes; defaults never touch an open ticket."""
-    rules = {r.name: r for r in app.policy.rules.rules}
-    before = {"queue": ticket.queue, "priority": ticket.priority, "assignee": ticket.assignee}
-    for name in decision.matched:
-        then = rules[name].actions
-        ticket.queue = then.queue or ticket.queue
-        ticket.priority = then.priority or ticket.priority
-        ticket.assignee = then.assignee or ticket.assignee
-        ticket.tags = sorted({*ticket.tags, *then.tags})
+    """Only what the matching reply rules set changes; defaults never touch an open ticket."""
+    changed = ticket_state.apply_changes(app, ticket, decision.changes, now)
     watchers = [(address, "watcher") for address in decision.watchers]
     add_participants(session, ticket, watchers, app.own_addresses)
-    after = {"queue": ticket.queue, "priority": ticket.priority, "assignee": ticket.assignee}
     add_event(
         ticket,
         actor="postdesk",
         type="rules_on_reply",
         now=now,
         rules=list(decision.matched),
-        changed={k: [before[k], after[k]] for k in before if before[k] != after[k]},
+        changed=changed,
     )

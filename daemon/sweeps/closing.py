@@ -8,11 +8,11 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from postdesk.autoreplies.render import Rendered
+from postdesk.daemon import ticket_state
 from postdesk.daemon.app import App
 from postdesk.daemon.outgoing.compose import send_to_customer
 from postdesk.daemon.sweeps.stats import SweepStats
 from postdesk.parsers.references import make_survey_token
-from postdesk.store.lifecycle import move
 from postdesk.store.models import Ticket
 from postdesk.store.tickets import add_event
 
@@ -25,8 +25,7 @@ SCALES = {
 def close(
     app: App, session: Session, ticket: Ticket, now: datetime, stats: SweepStats, why: str
 ) -> None:
-    move(ticket, "closed", now)
-    ticket.sla_check_at = None
+    ticket_state.close(app, ticket, now)
     survey = survey_links(app, ticket) if app.settings.survey.enabled else []
     rendered = render_ticket_mail(app, ticket, "closed", {"survey": survey})
     send_to_customer(app, session, ticket, rendered, "survey" if survey else "notification", now)

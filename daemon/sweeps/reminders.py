@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from postdesk.daemon import ticket_state
 from postdesk.daemon.app import App
 from postdesk.daemon.outgoing.compose import send_to_customer
 from postdesk.daemon.sweeps.closing import close, render_ticket_mail
@@ -30,7 +31,6 @@ def remind(app: App, session: Session, ticket: Ticket, now: datetime, stats: Swe
         "reminder",
         now,
     )
-    ticket.reminders_sent = number
-    ticket.next_reminder_at = app.reminder_at(ticket, now)
+    ticket_state.reminded(app, ticket, number, now)
     add_event(ticket, actor="postdesk", type="reminder", now=now, number=number)
     stats.reminders += 1

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from postdesk.daemon import sla
+from postdesk.daemon import sla, ticket_state
 from postdesk.daemon.app import App
 from postdesk.daemon.outgoing.compose import queue_notice
 from postdesk.daemon.sweeps.stats import SweepStats
@@ -35,8 +35,7 @@ def check_sla(app: App, session: Session, ticket: Ticket, now: datetime, stats: 
             stats.sla_breaches += 1
         else:
             stats.sla_warnings += 1
-    ticket.sla_flags = flags
-    sla.reschedule(app, ticket)
+    ticket_state.sla_flagged(app, ticket, flags)
 
 
 def _escalation(app: App, ticket: Ticket, breach: bool) -> list[str]:
