@@ -31,7 +31,7 @@ from jinja2 import (
 )
 
 from postdesk.config.errors import ConfigError
-from postdesk.parsers.policies import SMTP
+from postdesk.parsers.header_registry import SMTP
 
 SHIPPED = Path(__file__).parent / "templates"
 LANGUAGES = ("en", "ru")

@@ -1,7 +1,8 @@
 """Outcome-carrying exceptions shared by every stage.
 
-Only the edges (daemon/cli.py, daemon/lmtp.py) translate them into exit codes
-and SMTP replies; everything below raises the one that says what happened.
+Only the edges (daemon/cli/, daemon/runners/listener.py) translate them, through the one
+table in daemon/errors.py, into exit codes and SMTP replies; everything below raises the
+one that says what happened.
 """
 
 
@@ -11,10 +12,6 @@ class PostdeskError(Exception):
 
 class TemporaryFailure(PostdeskError):
     """Try again later: the database or disk is unavailable."""
-
-
-class PermanentFailure(PostdeskError):
-    """Retrying will not help: the request itself is refused."""
 
 
 class BadData(PostdeskError):

@@ -108,7 +108,16 @@ def vocabulary(model: type[BaseModel]) -> set[str]:
     return found
 
 
+REMOVED = {
+    "default_priority": "no longer used: the priority of a ticket no rule sorts is "
+    "`defaults: {priority: ...}` in rules.yaml",
+}
+"""Keys that configurations once had, with what to do instead."""
+
+
 def _message(err: Any, known: set[str]) -> str:
+    if err["type"] == "extra_forbidden" and err["loc"][-1] in REMOVED:
+        return str(REMOVED[err["loc"][-1]])
     if err["type"] == "extra_forbidden":
         close = get_close_matches(str(err["loc"][-1]), sorted(known), n=1, cutoff=0.7)
         return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"

@@ -230,7 +230,6 @@ class Settings(Strict):
     rules: Path | None = None
     templates: Path | None = None
     language: Literal["en", "ru"] = "en"
-    default_priority: Literal["low", "normal", "high", "urgent"] = "normal"
     business_hours: BusinessHours = BusinessHours()
     sla: dict[str, SlaTarget] = Field(default_factory=_default_sla)
     channels: list[Channel] = []

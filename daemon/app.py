@@ -41,9 +41,10 @@ def load_secret(path: Path) -> bytes:
 
 
 @dataclass
-class Policy:
-    """The parts that `reload` swaps together, all validated before use: rules, templates and
-    the business calendars (the default one under the key "", then one per queue)."""
+class Playbook:
+    """What the admin's files say the desk does, swapped together by `reload` and all
+    validated before use: rules, templates and the business calendars (the default one
+    under the key "", then one per queue)."""
 
     rules: RuleSet
     templates: Templates
@@ -53,7 +54,7 @@ class Policy:
         return self.calendars.get(queue) or self.calendars[""]
 
 
-def load_policy(settings: Settings) -> Policy:
+def load_playbook(settings: Settings) -> Playbook:
     rules_path = settings.rules or EXAMPLE_DIR / "rules.yaml"
     templates = Templates(settings.templates)
     calendars = {"": Calendar.from_settings(settings.business_hours)}
@@ -67,7 +68,7 @@ def load_policy(settings: Settings) -> Policy:
         templates=templates.names(),
         agents=set(settings.agent_addresses),
     )
-    return Policy(rules=rules, templates=templates, calendars=calendars)
+    return Playbook(rules=rules, templates=templates, calendars=calendars)
 
 
 @dataclass
@@ -78,7 +79,7 @@ class App:
     raw: BlobStore
     blobs: BlobStore
     secret: bytes
-    policy: Policy
+    playbook: Playbook
     own_addresses: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
@@ -92,18 +93,18 @@ class App:
             raw=BlobStore(settings.data_dir / "raw", ".eml"),
             blobs=BlobStore(settings.data_dir / "attachments"),
             secret=load_secret(settings.secret_path),
-            policy=load_policy(settings),
+            playbook=load_playbook(settings),
             own_addresses=frozenset(settings.support_addresses),
         )
 
     def reload(self) -> None:
         """Swap in new rules and templates only if they validate; keep the old ones otherwise."""
         settings = load(self.config_path)
-        policy = load_policy(settings)
+        playbook = load_playbook(settings)
         self.settings = settings
-        self.policy = policy
+        self.playbook = playbook
         self.own_addresses = frozenset(settings.support_addresses)
-        log.info("configuration reloaded", extra={"rules": str(policy.rules.source)})
+        log.info("configuration reloaded", extra={"rules": str(playbook.rules.source)})
 
     def parse_context(self, *, keep_attachments: bool = True) -> ParseContext:
         return ParseContext(
@@ -117,7 +118,7 @@ class App:
 
     def later(self, queue: str, start: datetime, duration: timedelta, business: bool) -> datetime:
         """``start`` plus ``duration`` in the queue's business time, or in plain time."""
-        return self.policy.calendar(queue).add(start, duration) if business else start + duration
+        return self.playbook.calendar(queue).add(start, duration) if business else start + duration
 
     def reminder_at(self, ticket: Ticket, start: datetime) -> datetime:
         lifecycle = self.settings.lifecycle

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from postdesk.config.errors import BadData, ConfigError, PermanentFailure, TemporaryFailure
+from postdesk.config.errors import BadData, ConfigError, TemporaryFailure
 
 EX_OK = 0
 EX_USAGE = 64
@@ -15,7 +15,6 @@ _TABLE: tuple[tuple[type[Exception], int, str], ...] = (
     (TemporaryFailure, EX_TEMPFAIL, "451 4.3.0 Temporary failure, please try again later"),
     (ConfigError, EX_CONFIG, "451 4.3.5 Server configuration problem, please try again later"),
     (BadData, EX_DATAERR, "554 5.6.0 Message cannot be processed"),
-    (PermanentFailure, EX_DATAERR, "550 5.7.1 Message refused"),
 )
 
 

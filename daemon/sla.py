@@ -18,7 +18,7 @@ def schedule(app: App, ticket: Ticket) -> None:
     """Due times from the SLA of the ticket's queue and priority, counted from its creation;
     called again when an agent changes either."""
     target = app.settings.sla_for(ticket.queue, ticket.priority)
-    calendar = app.policy.calendar(ticket.queue)
+    calendar = app.playbook.calendar(ticket.queue)
     ticket.first_response_due = (
         calendar.add(ticket.created_at, target.first_response) if target else None
     )
@@ -35,7 +35,7 @@ def reschedule(app: App, ticket: Ticket) -> None:
 def moments(app: App, ticket: Ticket) -> list[tuple[str, datetime]]:
     """(flag, when) for every SLA event still possible for this ticket."""
     share = app.settings.lifecycle.sla_warning_at
-    calendar = app.policy.calendar(ticket.queue)
+    calendar = app.playbook.calendar(ticket.queue)
     found = []
     for name, due, met in (
         ("first_response", ticket.first_response_due, ticket.first_response_at),

@@ -28,8 +28,8 @@ from inscriptis import get_text
 
 from postdesk.parsers import large
 from postdesk.parsers.charsets import decode
+from postdesk.parsers.header_registry import DEFAULT
 from postdesk.parsers.model import Attachment, StoreBlob
-from postdesk.parsers.policies import DEFAULT
 
 log = logging.getLogger("postdesk.parsers")
 

@@ -19,7 +19,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
     app = open_app(args)
     msg = parse(Path(args.file).read_bytes(), app.parse_context(keep_attachments=False))
-    decision = evaluate(app.policy.rules, msg, explain=True)
+    decision = evaluate(app.playbook.rules, msg, explain=True)
     if args.json:
         print(json.dumps(explain_json(msg, decision), ensure_ascii=False, indent=2))
     else:
@@ -30,13 +30,13 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 def cmd_rules_replay(args: argparse.Namespace) -> int:
 
     app = open_app(args)
-    new = app.policy.rules
+    new = app.playbook.rules
     settings = app.settings
     old = (
         load_rules(
             Path(args.against),
             queues={q.name for q in settings.queues},
-            templates=app.policy.templates.names(),
+            templates=app.playbook.templates.names(),
             agents=set(settings.agent_addresses),
         )
         if args.against

@@ -15,12 +15,12 @@ from postdesk.store.schema import upgrade
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     app = open_app(args)
-    problems = app.policy.templates.check()
+    problems = app.playbook.templates.check()
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
         return EX_CONFIG
-    rules = len(app.policy.rules.rules)
+    rules = len(app.playbook.rules.rules)
     print(f"configuration OK: {rules} rules, database {app.settings.database_url}")
     return EX_OK
 

@@ -188,7 +188,7 @@ def queue_acknowledgement(
     settings = app.settings
     language = ticket.language or settings.language
     sla = settings.sla_for(ticket.queue, ticket.priority)
-    calendar = app.policy.calendar(ticket.queue)
+    calendar = app.playbook.calendar(ticket.queue)
     variables: dict[str, Any] = {
         "ticket": {
             "number": ticket.number,
@@ -206,7 +206,7 @@ def queue_acknowledgement(
         "links": [{"title": link.title, "url": link.url} for link in decision.links],
         "support_address": settings.support_addresses[0],
     }
-    templates = app.policy.templates
+    templates = app.playbook.templates
     if not calendar.is_open(now) and f"{template}{OFF_HOURS}" in templates.names():
         template += OFF_HOURS
     rendered = templates.render(template, language, variables, html=settings.autoreply.html)

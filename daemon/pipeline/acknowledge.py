@@ -92,7 +92,7 @@ def acknowledge(
             limits=settings.autoreply,
             is_new_ticket=is_new,
             when=settings.autoreply_when_for(ticket.queue),
-            in_business_hours=app.policy.calendar(ticket.queue).is_open(now),
+            in_business_hours=app.playbook.calendar(ticket.queue).is_open(now),
             loop_marker=app.loop_marker,
         )
         reason = verdict.reason

@@ -186,7 +186,7 @@ def _with_snippets(
             continue
         try:
             parts.append(
-                app.policy.templates.snippet(
+                app.playbook.templates.snippet(
                     command.argument.strip(), ticket.language, {"ticket": {"number": ticket.number}}
                 )
             )

@@ -42,7 +42,7 @@ def create(
     now: datetime,
 ) -> IngestResult:
     settings = app.settings
-    decision = evaluate(app.policy.rules, msg, _context(app, session, msg, inbound.source, now))
+    decision = evaluate(app.playbook.rules, msg, _context(app, session, msg, inbound.source, now))
     if decision.spam:
         return finish(
             session, inbound, QUARANTINED, f"spam by rules: {', '.join(decision.matched)}", None
@@ -118,7 +118,7 @@ def append(
         defects=list(msg.defects),
     )
     decision = evaluate(
-        app.policy.rules, msg, _context(app, session, msg, inbound.source, now, is_reply=True)
+        app.playbook.rules, msg, _context(app, session, msg, inbound.source, now, is_reply=True)
     )
     if decision.matched:
         _apply_reply_rules(app, session, ticket, decision, now)
@@ -159,8 +159,8 @@ def _context(
     return Context(
         is_reply=is_reply,
         source=source,
-        business_hours=app.policy.calendar("").is_open(now),
-        known_customer="known_customer" in app.policy.rules.flags
+        business_hours=app.playbook.calendar("").is_open(now),
+        known_customer="known_customer" in app.playbook.rules.flags
         and is_known_customer(session, msg.from_addr),
         sender_is_agent=msg.from_addr in app.settings.agent_addresses,
     )

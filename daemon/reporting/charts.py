@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-from postdesk.store.metrics import Report
+from postdesk.store.figures import Report
 
 COLORS = ("#3867d6", "#20bf6b", "#eb3b5a")
 

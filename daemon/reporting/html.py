@@ -8,7 +8,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from postdesk.daemon.reporting.charts import charts
 from postdesk.daemon.reporting.text import rows, title
-from postdesk.store.metrics import Report
+from postdesk.store.figures import Report
 
 TEMPLATES = Path(__file__).parent / "templates"
 

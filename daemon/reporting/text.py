@@ -9,7 +9,7 @@ from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 
-from postdesk.store.metrics import Durations, Figures, Report
+from postdesk.store.figures import Durations, Figures, Report
 
 
 def _plain(value: Any) -> Any:

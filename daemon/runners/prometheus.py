@@ -20,7 +20,7 @@ from postdesk.config.schema import parse_host_port
 from postdesk.daemon import clock
 from postdesk.daemon.app import App
 from postdesk.daemon.counters import AUTOREPLY_DECISIONS, INGESTED, SWEEP_SECONDS
-from postdesk.store import metrics
+from postdesk.store import gauges
 from postdesk.store.inbound import counts as inbound_counts
 from postdesk.store.mailboxes import health as mailbox_health
 from postdesk.store.outbox import oldest_queued
@@ -37,12 +37,12 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         now = self.now()
         with self.app.db.transaction() as session:
-            tickets = metrics.tickets_by_status(session)
+            tickets = gauges.tickets_by_status(session)
             outbox = outbox_summary(session)
             oldest = oldest_queued(session)
             inbound = inbound_counts(session)
-            late = metrics.past_sla(session, now)
-            flags = metrics.sla_events(session)
+            late = gauges.past_sla(session, now)
+            flags = gauges.sla_events(session)
             mailboxes = mailbox_health(session, [m.name for m in self.app.settings.mailboxes], now)
         gauge = GaugeMetricFamily(
             "postdesk_tickets", "Tickets by status and queue", labels=["status", "queue"]

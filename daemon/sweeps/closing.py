@@ -62,4 +62,4 @@ def render_ticket_mail(app: App, ticket: Ticket, name: str, extra: dict[str, obj
         "support_address": app.settings.support_addresses[0],
         **extra,
     }
-    return app.policy.templates.render(name, ticket.language, variables)
+    return app.playbook.templates.render(name, ticket.language, variables)

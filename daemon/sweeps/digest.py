@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta
 from postdesk.daemon.app import App
 from postdesk.daemon.outgoing.compose import queue_internal
 from postdesk.daemon.sweeps.stats import SweepStats
-from postdesk.store import sweeps
+from postdesk.store import due
 from postdesk.store.temperature import temperature
 
 URGENT_FIRST = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
@@ -17,14 +17,14 @@ def digest(app: App, now: datetime, stats: SweepStats) -> None:
     """Once a day after `lifecycle.digest_at` (desk time): unassigned tickets to the managers."""
     lifecycle = app.settings.lifecycle
     managers = lifecycle.managers or app.settings.admin_address
-    zone = app.policy.calendar("").zone
+    zone = app.playbook.calendar("").zone
     local = now.astimezone(zone)
     if not managers or local.time() < time.fromisoformat(lifecycle.digest_at):
         return
     with app.db.transaction() as session:
-        if not sweeps.claim_day(session, "digest", int(local.strftime("%Y%m%d"))):
+        if not due.claim_day(session, "digest", int(local.strftime("%Y%m%d"))):
             return
-        waiting = sweeps.unassigned(session, now - lifecycle.unassigned_after)
+        waiting = due.unassigned(session, now - lifecycle.unassigned_after)
         if not waiting:
             return
         waiting = sorted(waiting, key=lambda t: (URGENT_FIRST.get(t.priority, 2), t.created_at))

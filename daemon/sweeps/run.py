@@ -22,7 +22,7 @@ from postdesk.daemon.sweeps.reminders import remind
 from postdesk.daemon.sweeps.sla import check_sla
 from postdesk.daemon.sweeps.stats import SweepStats
 from postdesk.daemon.sweeps.weekly import weekly_report
-from postdesk.store import sweeps
+from postdesk.store import due
 from postdesk.store.models import Ticket
 
 log = logging.getLogger("postdesk.sweep")
@@ -36,19 +36,17 @@ def run(app: App, now: datetime) -> SweepStats:
     lifecycle = app.settings.lifecycle
     drain(
         app,
-        lambda s: sweeps.due_reminders(s, now, BATCH),
+        lambda s: due.due_reminders(s, now, BATCH),
         lambda s, t: remind(app, s, t, now, stats),
     )
     drain(
         app,
-        lambda s: sweeps.due_closures(s, now - lifecycle.close_resolved_after, BATCH),
+        lambda s: due.due_closures(s, now - lifecycle.close_resolved_after, BATCH),
         lambda s, t: close(
             app, s, t, now, stats, f"resolved ticket closed after {lifecycle.close_resolved_after}"
         ),
     )
-    drain(
-        app, lambda s: sweeps.due_sla(s, now, BATCH), lambda s, t: check_sla(app, s, t, now, stats)
-    )
+    drain(app, lambda s: due.due_sla(s, now, BATCH), lambda s, t: check_sla(app, s, t, now, stats))
     digest(app, now, stats)
     weekly_report(app, now, stats)
     if any(asdict(stats).values()):

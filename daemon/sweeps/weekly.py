@@ -8,14 +8,14 @@ from postdesk.daemon.app import App
 from postdesk.daemon.outgoing.compose import queue_internal
 from postdesk.daemon.reporting import report
 from postdesk.daemon.sweeps.stats import SweepStats
-from postdesk.store import sweeps
+from postdesk.store import due
 
 
 def weekly_report(app: App, now: datetime, stats: SweepStats) -> None:
     """On Mondays after `lifecycle.digest_at`: last week's figures to the managers, once."""
     lifecycle = app.settings.lifecycle
     managers = lifecycle.managers
-    local = now.astimezone(app.policy.calendar("").zone)
+    local = now.astimezone(app.playbook.calendar("").zone)
     if (
         not managers
         or local.weekday() != 0
@@ -24,7 +24,7 @@ def weekly_report(app: App, now: datetime, stats: SweepStats) -> None:
         return
     figures = report.build(app, now - timedelta(days=7), now)
     with app.db.transaction() as session:
-        if not sweeps.claim_day(session, "weekly_report", int(local.strftime("%Y%m%d"))):
+        if not due.claim_day(session, "weekly_report", int(local.strftime("%Y%m%d"))):
             return
         queue_internal(
             app,

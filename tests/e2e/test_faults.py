@@ -33,6 +33,7 @@ MESSAGES = 1000
 KILLS = 5
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_loses_nothing_and_creates_nothing_twice(
     write_config: Callable[..., Path],
     start_daemon: Callable[[Path], Daemon],

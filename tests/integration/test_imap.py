@@ -231,6 +231,7 @@ def test_server_restart_during_a_fetch_loses_and_repeats_nothing(
     assert len(dovecot.uids("Processed")) == total
 
 
+@pytest.mark.slow
 def test_backlog_drains_in_chunks(make_app: Any, dovecot: Dovecot) -> None:
     app = make_app()
     total = 2000

@@ -97,3 +97,12 @@ def test_secret_files_count_from_the_config_folder(tmp_path: Path) -> None:
     assert settings.mailboxes[0].password_file == tmp_path / "secrets" / "imap"
     oauth2 = settings.mailboxes[1].oauth2
     assert oauth2 is not None and oauth2.token_file == tmp_path / "token"
+
+
+def test_a_removed_key_says_what_replaces_it(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("language: en\ndefault_priority: high\n")
+    with pytest.raises(
+        ConfigError, match=r"config.yaml:2: default_priority: no longer used.*rules"
+    ):
+        load(config)
