@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from postdesk.parsers.model import InboundMessage
-from postdesk.rules.engine import Decision
+from postdesk.config.errors import BadData
+from postdesk.parsers import parse
+from postdesk.parsers.model import InboundMessage, ParseContext
+from postdesk.rules.engine import Decision, evaluate
+from postdesk.rules.model import RuleSet
 
 COMPARED = ("queue", "priority", "tags", "assignee", "assign", "watchers", "autoreply", "spam")
 
@@ -91,3 +97,25 @@ def diff(old: Decision, new: Decision) -> dict[str, tuple[Any, Any]]:
         for name in COMPARED
         if getattr(old, name) != getattr(new, name)
     }
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One saved message under the old and the new rules: what changed, or why it is no
+    ticket at all."""
+
+    path: Path
+    changes: dict[str, tuple[Any, Any]]
+    refused: str = ""
+
+
+def replay(
+    paths: Iterable[Path], old: RuleSet, new: RuleSet, ctx: ParseContext
+) -> Iterator[Replayed]:
+    for path in paths:
+        try:
+            msg = parse(path.read_bytes(), ctx)
+        except BadData as exc:
+            yield Replayed(path, {}, str(exc))
+            continue
+        yield Replayed(path, diff(evaluate(old, msg), evaluate(new, msg)))

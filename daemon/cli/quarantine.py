@@ -13,7 +13,6 @@ from postdesk.store.inbound import forget_quarantined, get_quarantined, quaranti
 
 
 def cmd_quarantine_list(args: argparse.Namespace) -> int:
-
     app = open_app(args)
     with app.db.transaction() as session:
         rows = [row_view(r) for r in quarantined(session)]
@@ -31,7 +30,6 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine_show(args: argparse.Namespace) -> int:
-
     app = open_app(args)
     with app.db.transaction() as session:
         row = get_quarantined(session, args.id)
@@ -54,7 +52,6 @@ def cmd_quarantine_show(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine_release(args: argparse.Namespace) -> int:
-
     app = open_app(args)
     with app.db.transaction() as session:
         row = get_quarantined(session, args.id)

@@ -6,17 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
-from postdesk.config.errors import BadData
 from postdesk.daemon.cli.common import open_app
 from postdesk.daemon.errors import EX_OK
 from postdesk.parsers import parse
 from postdesk.rules.engine import evaluate
-from postdesk.rules.explain import diff, explain, explain_json
+from postdesk.rules.explain import explain, explain_json, replay
 from postdesk.rules.loader import load_rules
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-
     app = open_app(args)
     msg = parse(Path(args.file).read_bytes(), app.parse_context(keep_attachments=False))
     decision = evaluate(app.playbook.rules, msg, explain=True)
@@ -28,7 +26,6 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_replay(args: argparse.Namespace) -> int:
-
     app = open_app(args)
     new = app.playbook.rules
     settings = app.settings
@@ -45,15 +42,12 @@ def cmd_rules_replay(args: argparse.Namespace) -> int:
     ctx = app.parse_context(keep_attachments=False)
     changed = 0
     files = sorted(p for p in Path(args.dir).rglob("*") if p.is_file())
-    for path in files:
-        try:
-            msg = parse(path.read_bytes(), ctx)
-        except BadData as exc:
-            print(f"{path}: not a ticket: {exc}")
-            continue
-        delta = diff(evaluate(old, msg), evaluate(new, msg))
-        if delta:
+    for seen in replay(files, old, new, ctx):
+        if seen.refused:
+            print(f"{seen.path}: not a ticket: {seen.refused}")
+        elif seen.changes:
             changed += 1
-            print(f"{path}: " + "; ".join(f"{k}: {a} -> {b}" for k, (a, b) in delta.items()))
+            changes = "; ".join(f"{k}: {a} -> {b}" for k, (a, b) in seen.changes.items())
+            print(f"{seen.path}: {changes}")
     print(f"{changed} of {len(files)} messages would be routed differently")
     return EX_OK

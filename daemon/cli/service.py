@@ -15,20 +15,17 @@ from postdesk.daemon.sweeps import run as sweeps
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-
     service.run(open_app(args))
     return EX_OK
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-
     app = open_app(args)
     print(json.dumps(asdict(sweeps.run(app, args.now or clock.now()))))
     return EX_OK
 
 
 def cmd_send_outbox(args: argparse.Namespace) -> int:
-
     app = open_app(args)
     stats = deliver_due(app.db, app.settings, args.now or clock.now())
     print(json.dumps({"sent": stats.sent, "retried": stats.retried, "failed": stats.failed}))

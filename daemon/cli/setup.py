@@ -26,7 +26,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-
     before, after = upgrade(open_app(args).db)
     print(f"database schema: {before or 'empty'} -> {after}")
     return EX_OK

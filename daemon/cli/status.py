@@ -16,7 +16,6 @@ from postdesk.store.schema import current_revision, head_revision
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-
     app = open_app(args)
     database = {
         "url": app.db.engine.url.render_as_string(),

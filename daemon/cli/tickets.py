@@ -13,7 +13,6 @@ from postdesk.store.tickets import detail, list_tickets, load_ticket, summary
 
 
 def cmd_tickets_list(args: argparse.Namespace) -> int:
-
     app = open_app(args)
     now = clock.now()
     with app.db.transaction() as session:
@@ -33,7 +32,6 @@ def cmd_tickets_list(args: argparse.Namespace) -> int:
 
 
 def cmd_tickets_show(args: argparse.Namespace) -> int:
-
     app = open_app(args)
     with app.db.transaction() as session:
         ticket = load_ticket(session, args.id)
