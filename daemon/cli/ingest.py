@@ -20,7 +20,6 @@ log = logging.getLogger("postdesk.cli")
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Pipe delivery has no daemon to wake, so it sends what it queued itself, once, at the end."""
-
     app = open_app(args)
     ensure_current(app.db)
     queued = 0

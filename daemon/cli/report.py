@@ -15,7 +15,6 @@ from postdesk.daemon.reporting.report import build, render
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Support figures for [since, until); the last 7 days until now unless told."""
-
     until = args.until or clock.now()
     since = args.since or until - timedelta(days=7)
     if since >= until:
