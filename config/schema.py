@@ -7,7 +7,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -153,6 +161,28 @@ class Queue(Strict):
     business_hours: BusinessHours | None = None
     sla: dict[str, SlaTarget] | None = None
     autoreply_when: Literal["always", "outside_business_hours", "never"] | None = None
+    line: int = Field(default=1, ge=1)
+    """The support line; a move to a queue of a higher line counts as an escalation."""
+
+
+def _durations(values: list[str]) -> list[str]:
+    for value in values:
+        parse_duration(value)
+    return values
+
+
+Thresholds = Annotated[list[str], AfterValidator(_durations)]
+
+
+class ReportThresholds(Strict):
+    """Times whose shares the report gives, in business time, labelled as written here."""
+
+    first_response: Thresholds = ["30m", "1h"]
+    resolution: Thresholds = ["8h"]
+
+
+class ReportSettings(Strict):
+    thresholds: ReportThresholds = ReportThresholds()
 
 
 class Channel(Strict):
@@ -237,6 +267,9 @@ class Settings(Strict):
     lifecycle: Lifecycle = Lifecycle()
     survey: Survey = Survey()
     limits: Limits = Limits()
+    report: ReportSettings = ReportSettings()
+    assign_on_first_answer: bool = False
+    """An unassigned ticket goes to the agent who first answers it."""
     metrics: Metrics = Metrics()
 
     @field_validator("support_addresses")
@@ -278,6 +311,9 @@ class Settings(Strict):
         found = [m.lower() for m in listed]
         found += [a.email.lower() for a in self.agents if queue in a.queues]
         return list(dict.fromkeys(found))
+
+    def line_of(self, queue: str) -> int:
+        return next((q.line for q in self.queues if q.name == queue), 1)
 
     def sla_for(self, queue: str, priority: str) -> SlaTarget | None:
         for q in self.queue_chain(queue):

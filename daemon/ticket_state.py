@@ -94,11 +94,14 @@ def customer_replied(app: App, ticket: Ticket, now: datetime) -> str:
     return before
 
 
-def answered(app: App, ticket: Ticket, now: datetime, *, status_given: bool) -> None:
-    """An agent's answer went to the customer: the first-response clock stops and, unless the
-    agent set a status, the ticket waits on the customer."""
+def answered(app: App, ticket: Ticket, author: str, now: datetime, *, status_given: bool) -> None:
+    """An agent's answer went to the customer: the first-response clock stops, an unassigned
+    ticket may become the author's, and unless the agent set a status the ticket waits on
+    the customer."""
     ticket.first_response_at = ticket.first_response_at or now
     ticket.unanswered = 0
+    if ticket.assignee is None and app.settings.assign_on_first_answer:
+        ticket.assignee = author
     ticket.updated_at = now
     sla.reschedule(app, ticket)
     if not status_given:
@@ -122,11 +125,15 @@ def set_priority(app: App, ticket: Ticket, priority: str, now: datetime) -> None
     sla.schedule(app, ticket)
 
 
-def set_queue(app: App, ticket: Ticket, queue: str, now: datetime) -> None:
-    """A queue may have its own SLA and business hours: due times are counted again."""
+def set_queue(app: App, ticket: Ticket, queue: str, now: datetime) -> bool:
+    """A queue may have its own SLA and business hours: due times are counted again.
+    Returns whether the move is an escalation (to a queue of a higher line)."""
+    line = app.settings.line_of
+    escalation = line(queue) > line(ticket.queue)
     ticket.queue = queue
     ticket.updated_at = now
     sla.schedule(app, ticket)
+    return escalation
 
 
 def set_tags(ticket: Ticket, tags: Iterable[str], now: datetime) -> None:
@@ -136,11 +143,13 @@ def set_tags(ticket: Ticket, tags: Iterable[str], now: datetime) -> None:
 
 def apply_changes(
     app: App, ticket: Ticket, changes: Changes, now: datetime
-) -> dict[str, list[str | None]]:
-    """What reply rules set, and nothing else; returns each changed field as [before, after]."""
+) -> tuple[dict[str, list[str | None]], bool]:
+    """What reply rules set, and nothing else; returns each changed field as [before, after]
+    and whether the ticket moved to a higher line."""
     before = {"queue": ticket.queue, "priority": ticket.priority, "assignee": ticket.assignee}
+    escalated = False
     if changes.queue and changes.queue != ticket.queue:
-        set_queue(app, ticket, changes.queue, now)
+        escalated = set_queue(app, ticket, changes.queue, now)
     if changes.priority and changes.priority != ticket.priority:
         set_priority(app, ticket, changes.priority, now)
     if changes.assignee:
@@ -148,7 +157,7 @@ def apply_changes(
     if changes.tags:
         set_tags(ticket, [*ticket.tags, *changes.tags], now)
     after = {"queue": ticket.queue, "priority": ticket.priority, "assignee": ticket.assignee}
-    return {k: [before[k], after[k]] for k in before if before[k] != after[k]}
+    return {k: [before[k], after[k]] for k in before if before[k] != after[k]}, escalated
 
 
 def reminded(app: App, ticket: Ticket, number: int, now: datetime) -> None:

@@ -20,6 +20,17 @@ HISTOGRAM_HOURS = (1, 2, 4, 8, 24, 48)
 SATISFIED = 4
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """Labels as the admin wrote them ("30m") with their seconds, in business time."""
+
+    first_response: dict[str, float] = field(default_factory=dict)
+    resolution: dict[str, float] = field(default_factory=dict)
+
+
+NO_THRESHOLDS = Thresholds()
+
+
 @dataclass
 class Durations:
     """Seconds; None when nothing was measured."""
@@ -70,9 +81,16 @@ class Figures:
     resolution_rate: float | None
     """Tickets created in the period that were resolved before ``until``."""
     first_contact_resolution: float | None
-    """Resolved tickets with exactly one agent reply."""
+    """Resolved tickets with exactly one agent reply and never reopened."""
     reopen_rate: float | None
     """Resolved tickets that were reopened at least once."""
+    first_response_within: dict[str, float | None]
+    """Per threshold (business time): tickets first answered in the period that were
+    answered within it."""
+    resolution_within: dict[str, float | None]
+    """Per threshold (business time): tickets resolved in the period within it."""
+    escalation_rate: float | None
+    """Tickets created in the period that were moved to a queue of a higher line."""
     backlog: int
     backlog_past_sla: int
     autoreplies_sent: int
@@ -100,6 +118,9 @@ class Tally:
     resolution_breached: int = 0
     one_reply: int = 0
     reopened: int = 0
+    first_within: Counter[str] = field(default_factory=Counter)
+    resolved_within: Counter[str] = field(default_factory=Counter)
+    escalated: int = 0
     sla_flags: Counter[str] = field(default_factory=Counter)
     backlog: int = 0
     backlog_past_sla: int = 0
@@ -109,7 +130,7 @@ class Tally:
     answered: int = 0
     satisfied: int = 0
 
-    def figures(self) -> Figures:
+    def figures(self, thresholds: Thresholds) -> Figures:
         answered = len(self.first_response)
         return Figures(
             created=self.created,
@@ -125,6 +146,15 @@ class Tally:
             resolution_rate=ratio(self.created_resolved, self.created),
             first_contact_resolution=ratio(self.one_reply, self.resolved),
             reopen_rate=ratio(self.reopened, self.resolved),
+            first_response_within={
+                label: ratio(self.first_within[label], answered)
+                for label in thresholds.first_response
+            },
+            resolution_within={
+                label: ratio(self.resolved_within[label], self.resolved)
+                for label in thresholds.resolution
+            },
+            escalation_rate=ratio(self.escalated, self.created),
             backlog=self.backlog,
             backlog_past_sla=self.backlog_past_sla,
             autoreplies_sent=self.autoreplies_sent,

@@ -134,6 +134,10 @@ class Message(Base):
     cc_addrs: Mapped[list[str]] = mapped_column(default=list)
     subject: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
+    new_text: Mapped[str | None] = mapped_column(Text)
+    """An incoming message's new part (quotes and signature removed), kept as parsed."""
+    author: Mapped[str | None] = mapped_column(String(320))
+    """The agent who wrote an agent message; ``from_addr`` is the support address it left from."""
     html: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     created_at: Mapped[datetime]

@@ -16,12 +16,14 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from postdesk.store.figures import (
+    NO_THRESHOLDS,
     SATISFIED,
     UNASSIGNED,
     AgentFigures,
     Daily,
     Report,
     Tally,
+    Thresholds,
     histogram,
 )
 from postdesk.store.models import Event, Message, Outbox, Ticket
@@ -30,10 +32,21 @@ BusinessTime = Callable[[str], Callable[[datetime, datetime], timedelta]]
 """queue -> its calendar's ``between(start, end)``; store cannot import the calendars."""
 
 
+FIRST_AUTHOR = (
+    select(Message.author)
+    .where(Message.ticket_id == Ticket.id, Message.kind == "agent", Message.direction == "out")
+    .order_by(Message.created_at, Message.id)
+    .limit(1)
+    .correlate(Ticket)
+    .scalar_subquery()
+)
+"""A ticket belongs to the agent who first answered it: whoever it was assigned to, the
+answer is that agent's work."""
+
 GROUPINGS: dict[str, Any] = {
     "queue": Ticket.queue,
     "priority": Ticket.priority,
-    "agent": Ticket.assignee,
+    "agent": FIRST_AUTHOR,
 }
 
 
@@ -43,6 +56,7 @@ def report(
     until: datetime,
     business: BusinessTime,
     by: str | None = None,
+    thresholds: Thresholds = NO_THRESHOLDS,
 ) -> Report:
     # Ungrouped, SQL still groups by queue (a literal key trips PostgreSQL); tallies() sums it.
     column = GROUPINGS[by or "queue"]
@@ -58,7 +72,9 @@ def report(
     daily = Daily(since, until)
     first_responses: list[float] = []
     for row in session.execute(_tickets(column, since, until)):
-        first = _count_ticket(row, tallies(row.key), since, until, business, row.id in one_reply)
+        first = _count_ticket(
+            row, tallies(row.key), since, until, business, row.id in one_reply, thresholds
+        )
         if first is not None:
             first_responses.append(first)
         daily.add(row.created_at, _done(row))
@@ -76,8 +92,8 @@ def report(
         since=since,
         until=until,
         by=by,
-        overall=overall.figures(),
-        groups={key: groups[key].figures() for key in sorted(groups)},
+        overall=overall.figures(thresholds),
+        groups={key: groups[key].figures(thresholds) for key in sorted(groups)},
         agents=_agents(session, since, until),
         days=daily.days(),
         first_response_histogram=histogram(first_responses),
@@ -121,6 +137,7 @@ def _count_ticket(
     until: datetime,
     business: BusinessTime,
     one_reply: bool,
+    thresholds: Thresholds,
 ) -> float | None:
     """Add one ticket to its tallies; returns its first-response seconds if in the period."""
     flags = set(row.sla_flags or ())
@@ -152,13 +169,21 @@ def _count_ticket(
             tally.first_response.append(first)
             tally.first_response_business.append(first_business)
             tally.first_response_breached += "first_response_breach" in flags
+            tally.first_within.update(
+                label
+                for label, limit in thresholds.first_response.items()
+                if first_business <= limit
+            )
         if resolved:
             tally.resolved += 1
             tally.resolution.append(took)
             tally.resolution_business.append(took_business)
             tally.resolution_breached += "resolution_breach" in flags
-            tally.one_reply += one_reply
+            tally.one_reply += one_reply and row.reopen_count == 0
             tally.reopened += row.reopen_count > 0
+            tally.resolved_within.update(
+                label for label, limit in thresholds.resolution.items() if took_business <= limit
+            )
         if row.closed_at is not None and since <= row.closed_at < until:
             tally.closed += 1
         tally.backlog += open_at_end
@@ -193,6 +218,20 @@ def _count_events(
     daily: Daily,
 ) -> None:
     in_period = (Event.at >= since, Event.at < until)
+    for key, escalated in session.execute(
+        select(column.label("key"), func.count(Event.ticket_id.distinct()))
+        .select_from(Event)
+        .join(Ticket, Ticket.id == Event.ticket_id)
+        .where(
+            Event.type == "escalated",
+            Event.at < until,
+            Ticket.created_at >= since,
+            Ticket.created_at < until,
+        )
+        .group_by(column)
+    ):
+        for tally in tallies(key):
+            tally.escalated += escalated
     for key, sent in session.execute(
         select(column.label("key"), func.count())
         .select_from(Event)
@@ -219,15 +258,18 @@ def _count_events(
 
 
 def _agents(session: Session, since: datetime, until: datetime) -> list[AgentFigures]:
+    """Answers and tickets answered, by the agent who wrote them."""
     rows = session.execute(
-        select(Message.from_addr, func.count(), func.count(Message.ticket_id.distinct()))
+        select(Message.author, func.count(), func.count(Message.ticket_id.distinct()))
         .where(
             Message.kind == "agent",
             Message.direction == "out",
             Message.created_at >= since,
             Message.created_at < until,
         )
-        .group_by(Message.from_addr)
+        .group_by(Message.author)
     )
-    found = [AgentFigures(agent, replies, tickets) for agent, replies, tickets in rows]
+    found = [
+        AgentFigures(agent or UNASSIGNED, replies, tickets) for agent, replies, tickets in rows
+    ]
     return sorted(found, key=lambda a: (-a.replies, a.agent))

@@ -171,6 +171,8 @@ def record_inbound(
         cc_addrs=list(msg.cc),
         subject=msg.subject,
         body=msg.text if body is None else body,
+        new_text=msg.new_text,
+        author=msg.from_addr if kind in ("agent", "note") else None,
         html=msg.html,
         message_id=msg.message_id,
         created_at=now,
@@ -204,8 +206,10 @@ def record_outbound(
     message_id: str,
     now: datetime,
     inbound_id: int | None = None,
+    author: str | None = None,
 ) -> Message:
-    """Our mail on the ticket; ``inbound_id`` names the agent's mail it relays."""
+    """Our mail on the ticket; ``inbound_id`` names the agent's mail it relays, ``author``
+    the agent who wrote it."""
     message = Message(
         inbound_id=inbound_id,
         direction="out",
@@ -215,6 +219,8 @@ def record_outbound(
         cc_addrs=[],
         subject=subject,
         body=body,
+        new_text=None,
+        author=author,
         html=None,
         message_id=message_id,
         created_at=now,
@@ -309,6 +315,8 @@ def detail(ticket: Ticket, now: datetime) -> dict[str, Any]:
                 "cc": list(m.cc_addrs),
                 "subject": m.subject,
                 "body": m.body,
+                "new_text": m.new_text,
+                "author": m.author,
                 "created_at": _iso(m.created_at),
                 "message_id": m.message_id,
                 "attachments": [

@@ -51,7 +51,7 @@ def cmd_tickets_show(args: argparse.Namespace) -> int:
         ]
         for m in d["messages"]:
             head += ["", f"--- {m['created_at']} {m['direction']} {m['kind']} from {m['from']}"]
-            head += [m["body"].strip()[:2000]]
+            head += [(m["new_text"] or m["body"]).strip()[:2000]]
         head += ["", "events:"] + [
             f"  {e['at']} {e['type']} {e['actor']} {e['data']}" for e in d["events"]
         ]

@@ -65,6 +65,13 @@ def _attachments(
     return attached, listed
 
 
+def new_part(message: Message) -> list[str]:
+    """The customer's new words first; the quoted history they carried is only mentioned."""
+    new = (message.new_text or message.body).strip()
+    rest = ["", "[quoted mail and signature left out]"] if new != message.body.strip() else []
+    return [new, *rest]
+
+
 def queue_agent_notification(
     app: App,
     session: Session,
@@ -88,7 +95,7 @@ def queue_agent_notification(
         "",
     ]
     if message is not None:
-        lines += [f"{message.from_addr} wrote:", "", message.body.strip(), ""]
+        lines += [f"{message.from_addr} wrote:", "", *new_part(message), ""]
     lines += [f"Attachment: {name}" for name in listed]
     lines += [
         "-- ",
@@ -118,13 +125,15 @@ def queue_relay(
     app: App,
     session: Session,
     ticket: Ticket,
+    author: str,
     agent_name: str,
     text: str,
     attachments: Sequence[Any],
     inbound_id: int,
     now: datetime,
 ) -> Message:
-    """An agent's answer, sent to the customer and CCs from the support address."""
+    """An agent's answer, sent to the customer and CCs from the support address; stored
+    with its author, whom every per-agent figure counts."""
     sender = app.settings.support_addresses[0]
     copies = [p.email for p in ticket.participants if p.role == "cc"]
     customer_ids = [m.message_id for m in ticket.messages if m.message_id]
@@ -173,6 +182,7 @@ def queue_relay(
         message_id=mid,
         now=now,
         inbound_id=inbound_id,
+        author=author,
     )
 
 

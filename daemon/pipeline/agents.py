@@ -106,12 +106,11 @@ def handle(
         queued += _note(app, session, ticket, msg, text, inbound_id, now)
         outcome.done.append("kept as an internal note")
     elif text:
-        queue_relay(
-            app, session, ticket, _agent_name(app, msg.from_addr), text, _rows(msg), inbound_id, now
-        )
+        name = _agent_name(app, msg.from_addr)
+        queue_relay(app, session, ticket, msg.from_addr, name, text, _rows(msg), inbound_id, now)
         queued += 1
         outcome.done.append(f"answer sent to {ticket.requester}")
-        ticket_state.answered(app, ticket, now, status_given=status_given)
+        ticket_state.answered(app, ticket, msg.from_addr, now, status_given=status_given)
     add_event(
         ticket,
         actor=msg.from_addr,
@@ -159,8 +158,19 @@ def _apply(
         if arg not in {q.name for q in settings.queues}:
             outcome.refused.append(f"#queue {arg}: no such queue")
             return
-        ticket_state.set_queue(app, ticket, arg, now)
+        before = ticket.queue
+        if ticket_state.set_queue(app, ticket, arg, now):
+            add_event(ticket, actor=agent, type="escalated", now=now, queue=[before, arg])
         outcome.done.append(f"moved to queue {arg}")
+        customer = next(
+            (m for m in reversed(ticket.messages) if m.direction == "in" and m.kind == "customer"),
+            None,
+        )
+        for member in settings.members_of(arg):
+            if member != agent:
+                queue_agent_notification(
+                    app, session, ticket, member, "moved to your queue", customer, now
+                )
     elif name in ("tag", "untag"):
         if not arg:
             outcome.refused.append(f"#{name}: which tag?")

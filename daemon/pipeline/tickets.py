@@ -170,7 +170,9 @@ def _apply_reply_rules(
     app: App, session: Session, ticket: Ticket, decision: Decision, now: datetime
 ) -> None:
     """Only what the matching reply rules set changes; defaults never touch an open ticket."""
-    changed = ticket_state.apply_changes(app, ticket, decision.changes, now)
+    changed, escalated = ticket_state.apply_changes(app, ticket, decision.changes, now)
+    if escalated:
+        add_event(ticket, actor="postdesk", type="escalated", now=now, queue=changed["queue"])
     watchers = [(address, "watcher") for address in decision.watchers]
     add_participants(session, ticket, watchers, app.own_addresses)
     add_event(

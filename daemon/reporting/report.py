@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from postdesk.config.schema import parse_duration
 from postdesk.daemon.app import App
 from postdesk.daemon.reporting.html import to_html
 from postdesk.daemon.reporting.text import table, to_csv, to_json
-from postdesk.store.figures import Report
+from postdesk.store.figures import Report, Thresholds
 from postdesk.store.report import report
 
 FORMATS = ("table", "json", "csv", "html")
 
 
 def build(app: App, since: datetime, until: datetime, by: str | None = None) -> Report:
+    wanted = app.settings.report.thresholds
+    thresholds = Thresholds(
+        first_response={label: seconds(label) for label in wanted.first_response},
+        resolution={label: seconds(label) for label in wanted.resolution},
+    )
     with app.db.transaction() as session:
-        return report(session, since, until, lambda q: app.playbook.calendar(q).between, by)
+        return report(
+            session, since, until, lambda q: app.playbook.calendar(q).between, by, thresholds
+        )
+
+
+def seconds(label: str) -> float:
+    duration = parse_duration(label)
+    assert isinstance(duration, timedelta), label
+    return duration.total_seconds()
 
 
 def render(data: Report, fmt: str) -> str:

@@ -195,6 +195,68 @@ def test_assignment_notifies_the_new_assignee(desk: App) -> None:
     assert str(assigned["Reply-To"]) != str(notice["Reply-To"])  # Boris gets his own token
 
 
+def test_answers_carry_their_author_and_new_text_is_kept(desk: App) -> None:
+    notice = start(desk, body="The printer is on fire.\n\n-- \nAnn, room 4")
+    reply = reply_as_agent(notice, f"Switch it off.\n\n{quoted(notice, 'thunderbird')}")
+    ingest(desk, reply, "smtp", NOW)
+    first, _, answer = ticket(desk)["messages"]
+    assert (first["author"], first["new_text"]) == (None, "The printer is on fire.")
+    assert (answer["from"], answer["author"]) == ("support@example.com", ANNA)
+    assert ticket(desk)["assignee"] is None  # assign_on_first_answer is off by default
+
+
+def test_first_answer_assigns_when_configured(
+    write_config: Callable[..., Path], database_url: str
+) -> None:
+    config = write_config(
+        database=database_url,
+        agents=[{"email": ANNA, "name": "Anna", "queues": ["general"]}],
+        notify={"new_ticket": True},
+        assign_on_first_answer=True,
+    )
+    app = App.open(str(config))
+    ensure_current(app.db)
+    try:
+        notice = start(app)
+        ingest(app, reply_as_agent(notice, "On it."), "smtp", NOW)
+        assert ticket(app)["assignee"] == ANNA
+    finally:
+        app.db.dispose()
+
+
+def test_moving_to_a_queue_tells_its_members_and_a_higher_line_is_an_escalation(
+    write_config: Callable[..., Path], database_url: str
+) -> None:
+    config = write_config(
+        database=database_url,
+        agents=[
+            {"email": ANNA, "name": "Anna", "queues": ["general"]},
+            {"email": BORIS, "name": "Boris", "queues": ["experts"]},
+        ],
+        queues=[
+            {"name": "general", "line": 1},
+            {"name": "experts", "line": 2},
+            {"name": "ops"},
+            {"name": "billing"},
+        ],
+        notify={"new_ticket": True},
+    )
+    app = App.open(str(config))
+    ensure_current(app.db)
+    try:
+        notice = start(app)
+        ingest(app, reply_as_agent(notice, "#queue experts"), "smtp", NOW)
+        (moved,) = sent(app, "notice", BORIS)
+        assert "moved to your queue" in moved["Subject"]
+        assert "the printer in room 4 is on fire" in moved.get_content()
+        events = [e for e in ticket(app)["events"] if e["type"] == "escalated"]
+        assert [e["data"]["queue"] for e in events] == [["general", "experts"]]
+        ingest(app, reply_as_agent(notice, "#queue general"), "smtp", NOW)
+        assert len([e for e in ticket(app)["events"] if e["type"] == "escalated"]) == 1
+    finally:
+        app.db.dispose()
+
+
 def test_unknown_command_changes_nothing_and_says_why(desk: App) -> None:
     notice = start(desk)
     ingest(desk, reply_as_agent(notice, "#priority high\n#clsoe\nDone, thanks."), "smtp", NOW)

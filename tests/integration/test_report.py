@@ -57,11 +57,13 @@ def ticket(number: int, queue: str, priority: str, assignee: str | None, **stamp
 
 
 def reply(t: Ticket, sender: str, when: datetime, kind: str = "agent") -> None:
+    """An answer as the relay stores it: from the support address, written by the agent."""
     t.messages.append(
         Message(
             direction="out",
             kind=kind,
-            from_addr=sender,
+            from_addr="support@example.com",
+            author=sender,
             subject="Re",
             body="answer",
             created_at=when,
@@ -218,6 +220,33 @@ def test_week_by_queue_and_agent(make_desk: Callable[..., App]) -> None:
     assert list(by_agent) == ["(unassigned)", "anna@example.com", "bob@example.com"]
     assert by_agent["(unassigned)"].created == 2
     assert by_agent["anna@example.com"].first_contact_resolution == 0.5
+
+
+def test_shares_within_times_escalations_and_reopened_first_contact(
+    make_desk: Callable[..., App],
+) -> None:
+    app = make_desk(ALWAYS_OPEN)
+    history(app)
+    t8 = ticket(8, "general", "normal", "anna@example.com", status="resolved", created_at=at(17, 9))
+    t8.first_response_at, t8.resolved_at, t8.reopen_count = at(17, 9 + 1 / 3), at(17, 15), 1
+    reply(t8, "anna@example.com", at(17, 9 + 1 / 3))
+    with app.db.transaction() as session:
+        session.add(t8)
+        t3 = session.query(Ticket).filter_by(number=3).one()
+        event(t3, "escalated", at(18, 9), queue=["ops", "experts"])
+    f = build(app, SINCE, UNTIL).overall
+    # first answers: T8 20 min, T3 30 min, T1 1 h, T2 3 h, T6 144 h
+    assert f.first_response_within == {"30m": 2 / 5, "1h": 3 / 5}
+    # resolved: T8 in 6 h, T1 24 h, T2 72 h
+    assert f.resolution_within == {"8h": 1 / 3}
+    # T8 had one answer but was reopened: only T1 was resolved at first contact
+    assert f.first_contact_resolution == 1 / 3
+    # created in the week: T1 T2 T3 T4 T7 T8; T3 moved to a higher line
+    assert f.escalation_rate == 1 / 6
+    data = json.loads(render(build(app, SINCE, UNTIL, "queue"), "json"))
+    assert data["groups"]["ops"]["escalation_rate"] == 1 / 2
+    # general's first answers: T8 20 min, T1 1 h, T2 3 h
+    assert data["groups"]["general"]["first_response_within"] == {"30m": 1 / 3, "1h": 2 / 3}
 
 
 def test_business_time_follows_office_hours(make_desk: Callable[..., App]) -> None:
