@@ -29,7 +29,7 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
     message = parsed.message
     if not message.keys():
         raise BadData("not a mail message: no header fields")
-    headers = mime.headers(message)
+    headers = mime.headers(message, parsed.defects)
     senders = mime.addresses(message, "from")
     if len(mime.raw_values(message, "from")) > 1 and len({a for _, a in senders}) > 1:
         raise BadData("several From fields name different senders")

@@ -38,6 +38,20 @@ AUTOREPLY_SUBJECT = re.compile(
     r"|нет на месте|в отпуске|вне офиса",
     re.IGNORECASE,
 )
+MTA_NAME = re.compile(r'^\s*"?mail delivery (?:subsystem|system)\b', re.IGNORECASE)
+"""The display name sendmail, Exim, Postfix and Gmail give their bounces, whatever the address."""
+SOCIAL_HEADERS = ("x-facebook", "x-linkedin-class", "x-linkedin-template")
+SOCIAL_DOMAINS = ("facebookmail.com",)
+"""Social networks' notifications carry no Precedence or List header, only their own."""
+EMPTY_GROUP = re.compile(r'^\s*"?(?P<name>[^:;<>@"]{1,80})"?\s*:\s*;\s*$')
+"""``To: list:;``: an announcement to a group that names nobody. The group an MTA writes for
+mail sent only to blind copies (``undisclosed-recipients:;``) is a person's mail too."""
+BLIND_COPY_GROUPS = {
+    "undisclosed-recipients",
+    "undisclosed recipients",
+    "recipients",
+    "unlisted-recipients",
+}
 CHALLENGE_SUBJECT = re.compile(
     r"please confirm (your|that)|verify your (email|message)|challenge.?response|"
     r"spam ?arrest|boxbe|подтвердите отправку",
@@ -75,6 +89,8 @@ def classify(
         return Kind.AUTOREPLY, "read receipt (disposition notification)"
     if "mailer-daemon" in headers.get("from", "").lower():
         return Kind.BOUNCE, "sent by MAILER-DAEMON"
+    if MTA_NAME.match(headers.get("from", "")):
+        return Kind.BOUNCE, "sent by the mail system (Mail Delivery System)"
     bounce_subject = BOUNCE_SUBJECT.search(subject)
     if local in DAEMONS and (bounce_subject or null_sender):
         return Kind.BOUNCE, f"sent by {local}"
@@ -107,6 +123,15 @@ def classify(
             return Kind.BULK, f"mailing list ({name})"
     if "newsgroups" in headers:
         return Kind.BULK, "newsgroup post"
+    if message.get_content_type() == "multipart/digest":
+        return Kind.BULK, "digest (multipart/digest)"
+    social = next((h for h in SOCIAL_HEADERS for name in headers if name.startswith(h)), None)
+    domain = sender.rpartition("@")[2]
+    if social or any(domain == d or domain.endswith("." + d) for d in SOCIAL_DOMAINS):
+        return Kind.BULK, f"social network notification ({social or sender})"
+    group = EMPTY_GROUP.match(headers.get("to", ""))
+    if group and group["name"].strip().lower() not in BLIND_COPY_GROUPS:
+        return Kind.BULK, f"announcement to an empty group ({group['name'].strip()}:;)"
     if headers.get("x-spam-flag", "").strip().lower() == "yes":
         return Kind.BULK, "marked as spam (X-Spam-Flag)"
     if sender and null_sender:

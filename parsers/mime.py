@@ -10,7 +10,9 @@ store (``parsers.large``).
 
 from __future__ import annotations
 
+import binascii
 import email
+import email.quoprimime
 import hashlib
 import logging
 import mimetypes
@@ -42,6 +44,7 @@ BODY_TYPES = ("text/plain", "text/html")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 SPACES = re.compile(r"\s+")
 LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*\r?\n)+")
+ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 SURROGATES = re.compile("[\udc80-\udcff]")
 """Undecodable bytes, as an encoded word in an unknown charset leaves them: never an address."""
 ATOM = r"[A-Za-z0-9_%+=-]+"
@@ -147,10 +150,12 @@ def raw_values(message: Message, name: str) -> list[str]:
     return [str(v) for k, v in message.raw_items() if k.lower() == name]
 
 
-def header_text(value: object) -> str:
+def header_text(value: object, defects: list[str] | None = None) -> str:
+    """Clean text of a field; an encoded word that cannot be decoded stays as it is, and
+    ``defects`` (when given) is told so."""
     text = _plain(value)
     if "=?" in text:
-        text = _decode_words(text)
+        text = _decode_words(text, [] if defects is None else defects)
     return SPACES.sub(" ", CONTROL.sub(" ", text)).strip()[:MAX_HEADER_CHARS]
 
 
@@ -162,17 +167,41 @@ def _plain(value: object) -> str:
     return SPACES.sub(" ", CONTROL.sub(" ", text)).strip()
 
 
-def _decode_words(text: str) -> str:
+def _decode_words(text: str, defects: list[str]) -> str:
     try:
         return str(make_header(decode_header(text)))
     except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
-        parts = []
-        for chunk, charset in decode_header(text):
-            if isinstance(chunk, str):
-                parts.append(chunk)
-            else:
-                parts.append(decode(chunk, charset)[0])
-        return "".join(parts)
+        pass
+    # One bad word (base64 of an impossible length, an unknown charset) fails the whole
+    # field in the standard library: decode word by word and keep the bad ones literally.
+    parts: list[str] = []
+    last, decoded_before = 0, False
+    for match in ENCODED_WORD.finditer(text):
+        word = _decode_word(match, defects)
+        between = text[last : match.start()]
+        if between.strip() or not (decoded_before and word is not None):
+            parts.append(between)  # blanks between two decoded words are dropped (RFC 2047)
+        parts.append(match.group(0) if word is None else word)
+        last, decoded_before = match.end(), word is not None
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def _decode_word(word: re.Match[str], defects: list[str]) -> str | None:
+    """The word's text; None, with a defect noted, when its payload cannot be decoded."""
+    charset, encoding, payload = word.groups()
+    try:
+        if encoding in "bB":
+            data = binascii.a2b_base64(payload + "=" * (-len(payload) % 4))
+        else:
+            data = email.quoprimime.header_decode(payload).encode("latin-1")
+    except (binascii.Error, ValueError, UnicodeError):
+        defects.append(f"undecodable encoded word kept as it is: {word.group(0)[:80]}")
+        return None
+    decoded, note = decode(data, charset.partition("*")[0])
+    if note:
+        defects.append(f"encoded word: {note}")
+    return decoded
 
 
 def addresses(message: Message, name: str) -> list[tuple[str, str]]:
@@ -224,12 +253,16 @@ def date(message: Message) -> datetime | None:
         return None
 
 
-def headers(message: Message) -> dict[str, str]:
+def headers(message: Message, defects: list[str] | None = None) -> dict[str, str]:
+    """First field of each name, decoded; what could not be decoded is told to ``defects``."""
     found: dict[str, str] = {}
     for name, value in message.raw_items():
         key = name.strip().lower()
         if key not in found:
-            found[key] = header_text(value)
+            noted: list[str] = []
+            found[key] = header_text(value, noted)
+            if defects is not None:
+                defects.extend(f"{name.strip()}: {note}" for note in noted)
     return found
 
 

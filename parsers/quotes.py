@@ -2,10 +2,13 @@
 
 Agents read, and the rules match, what the customer wrote now, not the thread below it.
 Each mail client marks the quote its own way, in the writer's language: a ``>`` block,
-an attribution line ("On ... wrote:", "... пишет:", Gmail's Russian "<date>, <name> <addr>:"),
-or an Outlook header block ("From: / Sent: / To:", "От: / Отправлено: / Кому:").
-Forwarded mail is not a quote and is kept. Every pattern is bounded to one (joined) line and
-look-aheads are precomputed in one pass, so the time stays linear however hostile the text.
+an attribution line ("On ... wrote:", "Le ... a écrit :", "W dniu ... napisał:", "... пише:",
+Gmail's "<date>, <name> <addr>:"), a header block ("From: / Sent: / To:", "De : / Envoyé le :
+/ À :", "发件人: / 发送时间: / 收件人:"), or a separator ("-------- Original Message --------").
+Mobile and webmail footers ("Sent from my iPhone", "Sendt fra min iPad") end the text like a
+signature. Forwarded mail is not a quote and is kept. Every pattern is bounded to one (joined)
+line, attribution patterns run only on lines that end as one can, and look-aheads are
+precomputed in one pass, so the time stays linear however hostile the text.
 """
 
 from __future__ import annotations
@@ -14,30 +17,41 @@ import re
 
 ATTRIBUTION = re.compile(
     r"^(?:"
-    r"On\b.{0,300}\bwrote:"
-    r"|Le\b.{0,300}\ba [ée]crit ?:"
-    r"|Am\b.{0,300}\bschrieb\b.{0,200}:"
-    r"|El\b.{0,300}\bescribi[óo] ?:"
-    r"|Op\b.{0,300}\bschreef\b.{0,200}:"
-    r"|.{0,300}\bskrev\b.{0,200}:"
-    r"|.{0,300}\bkirjoitti:"
-    r"|.{0,300}(?:пишет|написал|написала|написал\(а\)) ?:"
+    r"(?:On|At)\b.{0,300}\b(?:wrote|sent) ?:"
+    r"|On\b.{0,300}@[^<>\s]+>\s*wrote"
+    r"|-{2,}\s*.{0,300}\bwrote\s*-{2,}"
+    r"|.{0,300}(?:"
+    r"\ba [ée]crit|\bschrieb\b.{0,200}|\bescribi[óo]|\bschreef\b.{0,200}|\bgeschreven"
+    r"|\bskrev\b.{0,200}|\bkirjoitti|\bha scritto|\bescreveu|\bnapisa[łl](?:a|\(a\))?|\bpisze"
+    r"|\bírta|đã viết|пишет|пише|написал|написала|написал\(а\)|написав"
+    r") ?:"
     r")\s*$",
     re.IGNORECASE,
 )
-# Gmail and Yandex in Russian: "пн, 23 нояб. 2026 г. в 10:00, Анна <anna@example.ru>:".
-DATED_START = re.compile(r"^(?:[^\W\d_]{1,4}\.?,?\s+)?\d")
-YEAR = re.compile(r"\b(?:19|20)\d\d\b")
-ADDRESS_END = re.compile(r"<[^<>\s@]+@[^<>\s]+\s*>\s*:\s*$")
-RULE = re.compile(r"^\s*-{20,}\s*$")
+"""Attribution lines in English, French, German, Spanish, Dutch, Scandinavian, Finnish,
+Italian, Portuguese, Polish, Hungarian, Vietnamese, Russian and Ukrainian; Eudora's "At ...
+you wrote:" and the dashed "---- On ... wrote ----" of Zoho and Android clients."""
+ATTRIBUTION_END = (":", "：", "-", "wrote")
+"""Every attribution ends so: most lines are rejected before any pattern runs."""
+# Gmail and Yandex in Russian: "пн, 23 нояб. 2026 г. в 10:00, Анна <anna@example.ru>:",
+# Gmail's ISO form "2016-10-24 15:36 GMT+02:00 Ann <ann@example.org>:" and Japanese
+# "2022年1月1日(金) 9:00 田中太郎 <taro@example.jp>:" (a year with no word boundary).
+DATED_START = re.compile(r"^(?:[^\W\d_]{1,12}\.?,?\s+)?\d")
+YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+ADDRESS_END = re.compile(r"<\s*[^<>\s@]+@[^<>\s]+\s*>\s*[:：]\s*$")
+RULE = re.compile(r"^\s*(?:-{20,}|={4,})\s*$")
 SEPARATOR = re.compile(
     r"^\s*(?:-{2,}\s*(?:Original Message|Исходное сообщение|Ursprüngliche Nachricht"
     r"|Message d'origine|Oprindelig (?:besked|meddelelse)|Opprinnelig melding"
     r"|Ursprungligt meddelande|Alkuperäinen viesti|Mensaje original|Messaggio originale"
-    r"|Oorspronkelijk bericht)\s*-{2,}"
+    r"|Oorspronkelijk bericht|Mensagem original|Wiadomość oryginalna|Оригінальне повідомлення"
+    r"|原始邮件|原始郵件)\s*-{2,}"
     r"|_{20,})\s*$",
     re.IGNORECASE,
 )
+LIST_FOOTER = re.compile(r"^\s*_{2,}\s*$")
+LIST_NAME = re.compile(r"^\S+ mailing list\s*$", re.IGNORECASE)
+"""Mailman's footer ("____" over "<name> mailing list") is the list's text, not the writer's."""
 FORWARD = re.compile(
     r"^\s*(?:-{2,}\s*(?:Forwarded message|Пересылаемое сообщение|Message transféré"
     r"|Weitergeleitete Nachricht|Mensaje reenviado|Doorgestuurd bericht"
@@ -46,29 +60,43 @@ FORWARD = re.compile(
     re.IGNORECASE,
 )
 HEADER_FROM = re.compile(
-    r"^\s*\**(?:From|От|De|Von|Fra|Från|Lähettäjä|Van|Da)\s*:\**\s*\S", re.IGNORECASE
+    r"^\s*\**(?:From|От|Від|De|Von|Fra|Från|Lähettäjä|Van|Da|Od|发件人)\s*\**\s*[:：]\**\s*\S",
+    re.IGNORECASE,
 )
 HEADER_DATE = re.compile(
-    r"^\s*\**(?:Sent|Date|Отправлено|Дата|Envoyé|Date|Gesendet|Datum|Sendt|Dato|Skickat"
-    r"|Lähetetty|Päivämäärä|Verzonden|Enviado|Fecha|Inviato|Data)\s*:",
+    r"^\s*\**(?:Sent|Date|Отправлено|Дата|Надіслано|Envoyé(?: le)?|Gesendet|Datum|Sendt|Dato"
+    r"|Skickat|Lähetetty|Päivämäärä|Verzonden|Enviado|Fecha|Inviato|Data|Wysłano|Message du"
+    r"|发送时间|日期)"
+    r"\s*\**\s*[:：]",
     re.IGNORECASE,
 )
 HEADER_TO = re.compile(
-    r"^\s*\**(?:To|Кому|À|An|Til|Till|Vastaanottaja|Aan|Para|A)\s*:", re.IGNORECASE
+    r"^\s*\**(?:To|Кому|À|An|Til|Till|Vastaanottaja|Aan|Para|A|Do|收件人)\s*\**\s*[:：]",
+    re.IGNORECASE,
 )
 SIGNATURE = re.compile(
-    r"^(?:--|Sent from my (?:iPhone|iPad|iPod|BlackBerry|Android|Samsung|Galaxy|Huawei|Xiaomi"
-    r"|Pixel|Nokia|Windows|mobile|phone|smartphone|tablet)\b.{0,40}"
-    r"|Sent from (?:Mail|Outlook) for .{0,40}"
+    r"^(?:--|Sent from my [^.,!?:;]{1,40}\.?"
+    r"|Sent from my (?:iPhone|iPad|iPod|BlackBerry|Android|Samsung|Galaxy|Huawei|Xiaomi|Pixel"
+    r"|Nokia|Windows|mobile|phone|smartphone|tablet)\b.{0,40}"
+    r"|Sent (?:from|with) (?:Mail|Outlook|Yahoo|TypeApp|Samsung|BlueMail|AOL|Sparrow"
+    r"|Gmail|ProtonMail|Spark)\b.{0,80}"
     r"|Get Outlook for \w+.{0,80}|Envoyé à partir de Outlook.{0,80}"
-    r"|Отправлено с (?:iPhone|iPad|моего .{0,40})"
-    r"|Sent from Yahoo Mail.{0,40}|Sent via BlackBerry.{0,60}|Envoyé de mon .{0,30}"
-    r"|Von meinem .{0,40} gesendet)\s*$",
+    r"|Отправлено с (?:iPhone|iPad|моего .{0,40})|Надіслано з .{0,40}"
+    r"|Sent via BlackBerry.{0,60}|Envoyé de mon .{0,30}"
+    r"|Von meinem .{0,40} gesendet|Gesendet (?:von|mit) (?:meinem|der|Outlook|Mail|iPhone|iPad"
+    r"|Samsung|BlackBerry|GMX|WEB\.DE|Yahoo)\b.{0,60}"
+    r"|Sendt fra min .{0,30}|Skickat från min .{0,30}|Lähetetty (?:iPhone|iPad|Android).{0,30}"
+    r"|Inviato da (?:iPhone|iPad|Android|Outlook|il mio .{0,30}|Libero Mail.{0,30})"
+    r"|Enviado (?:do|desde|de) (?:meu|mi|o|el) .{0,30}"
+    r"|Wysłane z (?:mojego|iPhone|iPad|aplikacji|Outlook).{0,40}"
+    r"|Verzonden (?:met|vanaf) (?:mijn|iPhone|iPad|Outlook).{0,30}"
+    r"|Надіслано з (?:iPhone|iPad|мого .{0,30})|发自我的.{0,20})\s*$",
     re.IGNORECASE,
 )
 ATTRIBUTION_LINES = 3
 HEADER_WINDOW = 5
 MAX_LINE = 600
+WRAPPED_WIDTH = 40
 
 
 def split_reply(text: str) -> str:
@@ -121,7 +149,11 @@ def _new_lines(lines: list[str]) -> tuple[list[str], bool]:
             return kept, True
         if SEPARATOR.match(lines[i]) or _outlook_block(lines, i):
             return kept, True
-        if RULE.match(lines[i]) and following[i] >= 0 and _outlook_block(lines, following[i]):
+        below = following[i]
+        if below >= 0 and (
+            (RULE.match(lines[i]) and _outlook_block(lines, below))
+            or (LIST_FOOTER.match(lines[i]) and LIST_NAME.match(lines[below]))
+        ):
             return kept, True
         kept.append(lines[i])
         i += 1
@@ -129,21 +161,26 @@ def _new_lines(lines: list[str]) -> tuple[list[str], bool]:
 
 
 def _trailing_quote(lines: list[str], quoted: list[bool]) -> list[bool]:
-    """Per line: a quote with nothing new after it but signatures and wrapped quote lines.
+    """Per line: a quote with nothing new after it but a signature block and wrapped quote
+    lines.
 
     A client that rewraps a long quoted line leaves the tail without ``>``; such a tail
-    follows a quoted line directly, while an answer is set off by a blank line.
+    follows a long quoted line directly, while an answer is set off by a blank line or
+    follows a short one (Thunderbird's "> Hi" with the answer right under it).
     """
     wrapped = [False] * len(lines)
     for i in range(1, len(lines)):
         if lines[i].strip() and not quoted[i]:
-            wrapped[i] = quoted[i - 1] or wrapped[i - 1]
+            long_quote = quoted[i - 1] and len(lines[i - 1]) >= WRAPPED_WIDTH
+            wrapped[i] = long_quote or wrapped[i - 1]
     result = [False] * len(lines)
     new_after = False
     for i in range(len(lines) - 1, -1, -1):
         result[i] = quoted[i] and not new_after
         stripped = lines[i].strip()
-        if stripped and not quoted[i] and not wrapped[i] and not SIGNATURE.match(stripped):
+        if stripped == "--":
+            new_after = False  # what followed was the signature block and its disclaimer
+        elif stripped and not quoted[i] and not wrapped[i] and not SIGNATURE.match(stripped):
             new_after = True
     return result
 
@@ -162,15 +199,16 @@ def _next_content(lines: list[str]) -> list[int]:
 def _attribution_span(lines: list[str], index: int) -> int:
     """How many lines an attribution starting here takes (0: none); Gmail wraps it to 3.
 
-    A wrapped first line carries the date, so only a line with a digit and no sentence end
-    may begin a multi-line attribution; a customer's last sentence never does.
+    A wrapped first line carries the date or the address, so only a line with a digit or an
+    ``@`` and no sentence end may begin a multi-line attribution; a customer's last sentence
+    never does.
     """
     first = lines[index].strip()
     if not first:
         return 0
     if _is_attribution(first):
         return 1
-    if not any(ch.isdigit() for ch in first) or first.endswith((".", "!", "?")):
+    if not any(ch.isdigit() or ch == "@" for ch in first) or first.endswith((".", "!", "?")):
         return 0
     block = [first]
     for line in lines[index + 1 : index + ATTRIBUTION_LINES]:
@@ -188,7 +226,7 @@ def _dated(block: list[str]) -> bool:
 
 
 def _is_attribution(line: str) -> bool:
-    if len(line) > MAX_LINE:
+    if len(line) > MAX_LINE or not line.endswith(ATTRIBUTION_END):
         return False
     if ATTRIBUTION.match(line):
         return True
@@ -196,11 +234,19 @@ def _is_attribution(line: str) -> bool:
 
 
 def _outlook_block(lines: list[str], index: int) -> bool:
-    """A "From:" line closely followed by a date and a recipient field (any order)."""
-    if not HEADER_FROM.match(lines[index]):
-        return False
+    """A header block: "From:" closely followed by a date and a recipient field (any order),
+    or directly by a date; or a date first, closely followed by "From:" or "To:" (as
+    Thunderbird and BlackBerry write it)."""
+    line = lines[index]
     window = lines[index + 1 : index + 1 + HEADER_WINDOW]
-    return any(HEADER_DATE.match(s) for s in window) and any(HEADER_TO.match(s) for s in window)
+    if HEADER_FROM.match(line):
+        dated = any(HEADER_DATE.match(s) for s in window)
+        return dated and (
+            any(HEADER_TO.match(s) for s in window) or bool(HEADER_DATE.match(window[0]))
+        )
+    if HEADER_DATE.match(line):
+        return any(HEADER_FROM.match(s) or HEADER_TO.match(s) for s in window)
+    return False
 
 
 def _strip_signature(lines: list[str]) -> list[str]:

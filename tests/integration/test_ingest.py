@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import threading
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 
 from postdesk.daemon.pipeline.ingest import ingest
 from postdesk.store.models import Inbound, Outbox, Ticket
 from postdesk.store.tickets import detail, load_ticket
-from tests.helpers import mail, parse_mail
+from tests.helpers import DATA, mail, parse_mail
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -215,3 +218,50 @@ def test_a_reply_costs_the_same_statements_however_long_the_ticket(app: Any) -> 
     ]
     assert reads == [s for s in reads if "messages.message_id IN" in s]
     assert len(show(app, 1)["messages"]) == 32
+
+
+MACHINE = list(
+    csv.DictReader((DATA / "machine" / "MANIFEST.tsv").open(encoding="utf-8"), delimiter="\t")
+)
+
+
+@pytest.mark.parametrize("row", MACHINE, ids=[r["path"] for r in MACHINE])
+def test_machine_mail_without_list_headers_gets_no_acknowledgement(
+    app: Any, row: dict[str, str]
+) -> None:
+    result = ingest(app, (DATA / "machine" / row["path"]).read_bytes(), "test", NOW)
+    assert (result.outcome, result.queued_mail) == ("suppressed", 0)
+    assert outbox_rows(app) == []
+    with app.db.transaction() as session:
+        assert session.scalar(select(Ticket)) is None
+
+
+@pytest.mark.parametrize("row", MACHINE, ids=[r["path"] for r in MACHINE])
+def test_machine_mail_threaded_onto_a_ticket_is_recorded_there(
+    app: Any, row: dict[str, str]
+) -> None:
+    """The same mail sent from the ticket's requester with its tag: an event, never an answer."""
+    ingest(app, mail().as_bytes(), "test", NOW)
+    machine = message_from_bytes((DATA / "machine" / row["path"]).read_bytes())
+    display = machine["From"].split("<")[0].strip() if "<" in machine["From"] else ""
+    machine.replace_header("From", f"{display} <ann@example.org>".strip())
+    machine.replace_header("Subject", f"[#1] {machine['Subject']}")
+    result = ingest(app, machine.as_bytes(), "test", NOW + timedelta(minutes=1))
+    assert (result.outcome, result.ticket_number, result.queued_mail) == ("suppressed", 1, 0)
+    (event,) = [e for e in show(app, 1)["events"] if e["type"] == "automatic_mail"]
+    assert event["data"]["kind"] == row["kind"]
+    assert len(outbox_rows(app)) == 1  # the acknowledgement of the first mail, no other
+
+
+def test_undecodable_subject_word_still_makes_a_ticket(app: Any) -> None:
+    raw = (
+        b"From: Ann <ann@example.org>\r\nTo: support@example.com\r\n"
+        b"Subject: Printer =?utf-8?B?SGVsbG8gd29ybGQhx?= broken\r\n"
+        b"Message-ID: <bad-word@example.org>\r\n\r\nThe printer is broken.\r\n"
+    )
+    result = ingest(app, raw, "test", NOW)
+    assert (result.outcome, result.ticket_number) == ("ticket_created", 1)
+    ticket = show(app, 1)
+    assert ticket["subject"] == "Printer =?utf-8?B?SGVsbG8gd29ybGQhx?= broken"
+    (created,) = [e for e in ticket["events"] if e["type"] == "created"]
+    assert any("undecodable encoded word" in d for d in created["data"]["defects"])

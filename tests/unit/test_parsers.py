@@ -4,6 +4,7 @@ references, classification and agent commands."""
 from __future__ import annotations
 
 import contextlib
+import csv
 
 import pytest
 from hypothesis import given, settings
@@ -15,7 +16,7 @@ from postdesk.parsers.commands import commands, without_commands
 from postdesk.parsers.mime import safe_filename
 from postdesk.parsers.model import Kind, ParseContext
 from postdesk.parsers.references import make_token, message_ids, verify_token
-from tests.helpers import mail
+from tests.helpers import DATA, mail
 
 SECRET = b"k" * 32
 
@@ -282,3 +283,45 @@ def _b64(data: bytes) -> bytes:
     import base64
 
     return base64.b64encode(data)
+
+
+MACHINE = list(
+    csv.DictReader((DATA / "machine" / "MANIFEST.tsv").open(encoding="utf-8"), delimiter="\t")
+)
+
+
+@pytest.mark.parametrize("row", MACHINE, ids=[r["path"] for r in MACHINE])
+def test_machine_mail_without_list_or_auto_headers_is_recognised(row: dict[str, str]) -> None:
+    msg = parse((DATA / "machine" / row["path"]).read_bytes(), context())
+    assert (msg.kind, row["source"] and row["licence"]) == (Kind(row["kind"]), row["licence"])
+
+
+@pytest.mark.parametrize("to", ["undisclosed-recipients:;", "Undisclosed recipients:;"])
+def test_mail_to_blind_copies_only_is_a_persons(to: str) -> None:
+    msg = parse(mail(to=to).as_bytes(), context())
+    assert msg.kind == Kind.CUSTOMER
+
+
+def test_a_facebook_lookalike_domain_is_no_notification() -> None:
+    msg = parse(mail(sender="Ann <ann@notfacebookmail.com>").as_bytes(), context())
+    assert msg.kind == Kind.CUSTOMER
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        (
+            b"Printer =?utf-8?B?SGVsbG8gd29ybGQhx?= broken",
+            "Printer =?utf-8?B?SGVsbG8gd29ybGQhx?= broken",
+        ),
+        (
+            b"=?utf-8?B?0J/RgNC40LLQtdGC?= =?utf-8?B?SGVsbG8gd29ybGQhx?=",
+            "Привет =?utf-8?B?SGVsbG8gd29ybGQhx?=",
+        ),
+    ],
+)
+def test_undecodable_encoded_word_is_kept_and_recorded(subject: bytes, expected: str) -> None:
+    raw = b"From: Ann <ann@example.org>\r\nTo: support@example.com\r\nSubject: " + subject
+    msg = parse(raw + b"\r\n\r\nHello\r\n", context())
+    assert msg.subject == expected
+    assert any("undecodable encoded word" in d and d.startswith("Subject:") for d in msg.defects)

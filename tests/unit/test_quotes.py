@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from postdesk.parsers.quotes import split_reply, strip_signature
+from tests import replies
 from tests.helpers import DATA
 
 LOREM = "Fusce bibendum, quam hendrerit sagittis tempor"
@@ -234,3 +235,46 @@ def test_quote_above_a_forward_cuts_both() -> None:
 def test_pathological_fixture_finishes() -> None:
     text = fixture("email_reply_parser/pathological.eml") * 200
     assert split_reply(text).startswith("I think you're onto something.")
+
+
+REPLIES = replies.load()
+MISSED = {
+    "replies/mail-parser-reply/begins_with_signature.txt": "the fixture is still quoted-printable "
+    "('w=\\nrote:'); the MIME reader decodes that before the quote stripper sees it",
+    "replies/mail-parser-reply/caution.txt": "a signature set off by a short line of underscores "
+    "is kept: such lines also separate a writer's own text",
+    "replies/mail-parser-reply/email_3_1.txt": "unquoted text below a quote is read as an inline "
+    "answer, though here it is older history pasted by a ticket system",
+    "replies/mail-parser-reply/email_pl_1_2.txt": "an Outlook header block at the very top makes "
+    "the whole mail look quoted, so all of it is kept",
+    "replies/talon/pattern_on_date_polymail.txt": "Polymail's attribution spreads over four "
+    "lines with blank lines inside",
+    "replies/talon/reply_and_quotation_splitter_share_line_1.txt": "the attribution starts in "
+    "the middle of the writer's last line",
+    "replies/talon/pattern_date_email_with_unicode.txt": "a dated line ending in an address "
+    "without a colon is not taken for an attribution",
+}
+
+
+def test_reply_fixture_set_is_large_enough_and_licensed() -> None:
+    assert len(REPLIES) >= 150
+    assert all(r.source and r.licence for r in REPLIES)
+    assert set(MISSED) <= {r.path for r in REPLIES}
+
+
+def test_new_part_of_replies_is_found_in_95_percent() -> None:
+    found, missed = replies.share(split_reply, REPLIES)
+    assert found >= 0.95, [r.path for r in missed]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(r, id=r.path, marks=[pytest.mark.xfail(strict=True, reason=MISSED[r.path])])
+        if r.path in MISSED
+        else pytest.param(r, id=r.path)
+        for r in REPLIES
+    ],
+)
+def test_reply_fixture(reply: replies.Reply) -> None:
+    assert replies.normalise(split_reply(reply.text())) == replies.normalise(reply.expected())
