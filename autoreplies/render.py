@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -197,13 +198,22 @@ def thread_references(references: Sequence[str], in_reply_to: str | None) -> lis
     return chain
 
 
+UNSTRUCTURED = frozenset({"subject"})
+
+
 def _set(mail: EmailMessage, name: str, value: str) -> None:
     """Plain ASCII (addresses, ids, dates, English subjects) goes in as it is, folded only if
     long: the standard library would parse each value into a header object first, which
     cost more than the rest of composing. Anything else is encoded as RFC 2047 asks. The
-    value has passed ``one_line``, so it cannot start a header of its own either way."""
+    value has passed ``one_line``, so it cannot start a header of its own either way.
+
+    A non-ASCII subject is encoded here: a customer's subject may hold text that only looks
+    like an encoded word (one that could not be decoded is kept as it was), which the
+    standard library's folding cannot encode."""
     if value.isascii():
         mail.set_raw(name, value)
+    elif name.lower() in UNSTRUCTURED:
+        mail.set_raw(name, Header(value, "utf-8", header_name=name).encode())
     else:
         mail[name] = value
 

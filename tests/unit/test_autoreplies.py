@@ -186,6 +186,18 @@ def test_subject_cannot_inject_headers() -> None:
     assert mail["Subject"] == "Hi Bcc: evil@example.net X-Evil: 1"
 
 
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Re: =?utf-8?b?broken base64?=\U000516fe\u00d5",
+        ("Счёт №5 " * 20).strip(),
+        "[#3] ñ =?x?q?y?=",
+    ],
+)
+def test_any_subject_is_encoded_and_reads_back_the_same(subject: str) -> None:
+    assert compose_ack(Rendered(subject, "body\n"))["Subject"] == subject
+
+
 def test_plain_customer_mail_gets_a_reply() -> None:
     assert verdict() == (True, "")
 
