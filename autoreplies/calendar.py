@@ -133,7 +133,7 @@ class Calendar:
         """Whole closed days strictly inside a wait, to tell the customer why it is long."""
         day = start.astimezone(self.zone).date() + timedelta(days=1)
         last = end.astimezone(self.zone).date()
-        found = []
+        found: list[tuple[date, str]] = []
         while day < last and len(found) < 31:
             reason = self.closed_reason(day)
             if reason:

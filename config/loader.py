@@ -163,7 +163,9 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             oauth2 = oauth2.model_copy(
                 update={"token_file": fix(oauth2.token_file) or oauth2.token_file}
             )
-        mailboxes.append(_fix_secret(mailbox, fix).model_copy(update={"oauth2": oauth2}))
+        fixed = _fix_secret(mailbox, fix)
+        assert fixed is not None
+        mailboxes.append(fixed.model_copy(update={"oauth2": oauth2}))
     return settings.model_copy(
         update={
             "data_dir": data_dir,

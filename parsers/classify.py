@@ -168,12 +168,12 @@ def _report_type(message: Message) -> str:
     """The report-type of the first multipart/report in the top two levels."""
     queue = [message]
     for _ in range(2):
-        children = []
+        children: list[Message] = []
         for part in queue:
             if part.get_content_type() == "multipart/report":
                 return str(part.get_param("report-type", "")).lower()
             payload = part.get_payload() if part.is_multipart() else None
             if isinstance(payload, list):
-                children.extend(payload)
+                children.extend(p for p in payload if isinstance(p, Message))
         queue = children
     return ""

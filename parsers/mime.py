@@ -237,7 +237,7 @@ def parse_addresses(name: str, plain: str) -> list[tuple[str, str]]:
     """The field read by the strict parser, else the lenient one, else nothing."""
     try:
         parsed = DEFAULT.header_factory(name, plain)
-        return [(a.display_name, a.addr_spec) for a in parsed.addresses]  # type: ignore[attr-defined]
+        return [(a.display_name, a.addr_spec) for a in parsed.addresses]
     except Exception:
         try:
             return getaddresses([plain])
@@ -284,7 +284,9 @@ def _walk(message: Message, defects: list[str]) -> Iterator[Message]:
             continue
         children = part.get_payload()
         if isinstance(children, list):
-            stack.extend((child, depth + 1) for child in reversed(children))
+            stack.extend(
+                (child, depth + 1) for child in reversed(children) if isinstance(child, Message)
+            )
 
 
 def _read_body(
@@ -328,7 +330,7 @@ def _payload(part: Message) -> bytes:
 def _raw_payload(part: Message) -> bytes:
     payload = part.get_payload()
     if isinstance(payload, list):
-        return b"".join(p.as_bytes() for p in payload)
+        return b"".join(p.as_bytes() for p in payload if isinstance(p, Message))
     return str(payload).encode("utf-8", "surrogateescape")
 
 
@@ -342,7 +344,7 @@ def _text(part: Message, parsed: Parsed) -> str:
 def html_to_text(html: str) -> str:
     """Readable text of an HTML body; only the first 2 million characters of a huge one."""
     try:
-        return get_text(html[:MAX_HTML_CHARS]).strip()
+        return str(get_text(html[:MAX_HTML_CHARS])).strip()
     except Exception as exc:
         log.warning("HTML conversion failed", extra={"error": repr(exc)})
         return re.sub(r"<[^>]*>", " ", html[:MAX_HTML_CHARS]).strip()

@@ -60,7 +60,7 @@ class Facts:
             "attachment": tuple(f"{a.filename} {a.content_type}" for a in msg.attachments),
             "source": (context.source,),
         }
-        flags = {
+        flags: dict[str, object] = {
             "language": language,
             "kind": str(msg.kind),
             "is_reply": context.is_reply,

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Executable, Insert, Table, Update, bindparam, create_engine, event
 from sqlalchemy.engine import Connection, Engine, Result
@@ -86,16 +86,23 @@ def insert_row(session: Session, row: DeclarativeBase) -> int:
     Flushing objects cost more than every statement of a message together. Every column
     must be set on ``row``: one left unset is written as NULL, not as its default.
     """
-    table = row.__table__
+    table = table_of(type(row))
     values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
     row_id = insert_values(session.connection(), table, values)
     row.id = row_id  # type: ignore[attr-defined]
     return row_id
 
 
+def table_of(model: type[DeclarativeBase]) -> Table:
+    """A model's table, typed as the table it is (declarative models say only FromClause)."""
+    return cast(Table, model.__table__)
+
+
 def insert_values(conn: Connection, table: Table, values: dict[str, Any]) -> int:
     """Insert one row of ``table`` with a statement built once; returns its id."""
-    return int(conn.execute(_insert(table), values).inserted_primary_key[0])
+    key = conn.execute(_insert(table), values).inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def update_values(conn: Connection, table: Table, row_id: int, values: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from postdesk.store.models import Counter, Ticket
 from postdesk.store.tickets import OPEN_STATES
 
 
-def _claim(session: Session, query: Select[tuple[Ticket]], limit: int) -> Sequence[Ticket]:
+def _claim(session: Session, query: Select[Ticket], limit: int) -> Sequence[Ticket]:
     return session.scalars(query.limit(limit).with_for_update(skip_locked=True)).all()
 
 

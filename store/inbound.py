@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from postdesk.store.db import insert_values, update_values
+from postdesk.store.db import insert_values, table_of, update_values
 from postdesk.store.models import Inbound
 
 QUARANTINED = "quarantined"
@@ -15,13 +15,13 @@ QUARANTINED = "quarantined"
 
 def receive(session: Session, **values: Any) -> int:
     """Insert the row of a received message in the session's transaction; returns its id."""
-    return insert_values(session.connection(), Inbound.__table__, values)
+    return insert_values(session.connection(), table_of(Inbound), values)
 
 
 def settle(session: Session, row_id: int, status: str, reason: str, ticket_id: int | None) -> None:
     """What became of the message: its outcome, why, and its ticket."""
     values = {"status": status, "reason": reason, "ticket_id": ticket_id}
-    update_values(session.connection(), Inbound.__table__, row_id, values)
+    update_values(session.connection(), table_of(Inbound), row_id, values)
 
 
 def quarantined(session: Session) -> list[Inbound]:

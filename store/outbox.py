@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 
-from postdesk.store.db import insert_row, run, update_values
+from postdesk.store.db import insert_row, run, table_of, update_values
 from postdesk.store.models import Outbox
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
@@ -80,16 +80,16 @@ def claim_due(session: Session, now: datetime, lease: timedelta, limit: int = 50
 
 def mark_sent(conn: Connection, row_id: int, now: datetime) -> None:
     values = {"status": SENT, "sent_at": now, "last_error": "", "content": b""}
-    update_values(conn, Outbox.__table__, row_id, values)
+    update_values(conn, table_of(Outbox), row_id, values)
 
 
 def mark_retry(conn: Connection, row_id: int, error: str, at: datetime) -> None:
     values = {"next_attempt_at": at, "last_error": error}
-    update_values(conn, Outbox.__table__, row_id, values)
+    update_values(conn, table_of(Outbox), row_id, values)
 
 
 def mark_failed(conn: Connection, row_id: int, error: str) -> None:
-    update_values(conn, Outbox.__table__, row_id, {"status": FAILED, "last_error": error})
+    update_values(conn, table_of(Outbox), row_id, {"status": FAILED, "last_error": error})
 
 
 def count_recent(
@@ -113,7 +113,7 @@ def count_recent(
 
 
 @functools.cache
-def _recent(to_addr: bool, ticket_id: bool, capped: bool) -> Select[tuple[int]]:
+def _recent(to_addr: bool, ticket_id: bool, capped: bool) -> Select[int]:
     """The counting statement of each shape, built once: the rate limits ask three times for
     every acknowledgement, and building a statement costs more than running it."""
     rows = select(Outbox.id).where(

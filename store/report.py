@@ -127,7 +127,8 @@ def _tickets(column: Any, since: datetime, until: datetime) -> Any:
 
 
 def _done(row: Any) -> datetime | None:
-    return row.resolved_at or row.closed_at
+    done: datetime | None = row.resolved_at or row.closed_at
+    return done
 
 
 def _count_ticket(

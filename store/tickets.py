@@ -45,7 +45,8 @@ def find_thread(session: Session, msg: InboundMessage, agents: frozenset[str]) -
         related = related or ticket
     refs = [*msg.in_reply_to, *reversed(msg.references)]
     if refs:
-        found = dict(run(session, BY_MESSAGE_ID, {"ids": refs}).all())
+        rows = run(session, BY_MESSAGE_ID, {"ids": refs}).all()
+        found: dict[str, int] = {row.message_id: row.ticket_id for row in rows}
         for ref in refs:
             if ref in found:
                 ticket = session.get(Ticket, found[ref])

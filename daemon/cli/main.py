@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func: str, help: str, into: Any = sub) -> argparse.ArgumentParser:
-        p = into.add_parser(name, parents=[common], help=help)
+        p: argparse.ArgumentParser = into.add_parser(name, parents=[common], help=help)
         p.set_defaults(func=func)
         return p
 

@@ -187,6 +187,6 @@ def _seen(session: Session, msg: InboundMessage) -> tuple[bool, int | None]:
         SEEN,
         {"sha256": msg.raw_sha256, "message_id": msg.message_id or None, "sender": msg.from_addr},
     ).all()
-    if any(sha256 == msg.raw_sha256 for _, sha256 in rows):
+    if any(row.sha256 == msg.raw_sha256 for row in rows):
         return True, None
-    return False, min((row_id for row_id, _ in rows), default=None)
+    return False, min((int(row.id) for row in rows), default=None)

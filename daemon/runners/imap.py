@@ -119,7 +119,7 @@ class Poller:
     def run(self) -> None:
         """Until stopped: take the lease, keep a session up, back off on every failure."""
         retrying = Retrying(
-            sleep=self.stop.wait,
+            sleep=self._pause,
             stop=lambda _: self.stop.is_set(),
             wait=self._backoff,
             retry=retry_if_exception_type(Exception),
@@ -132,6 +132,10 @@ class Poller:
         with suppress(TemporaryFailure), self.app.db.transaction() as session:
             mailboxes.release_lease(session, self.mailbox.name, self.holder)
         log.info("imap poller stopped", extra={"mailbox": self.mailbox.name})
+
+    def _pause(self, seconds: float) -> None:
+        """Wait between attempts, cut short when the poller is stopped."""
+        self.stop.wait(seconds)
 
     def _backoff(self, state: RetryCallState) -> float:
         """Full jitter, exponential up to max_backoff; credentials and config wait long."""

@@ -61,7 +61,8 @@ async def start(
     limit = app.settings.limits.max_message_bytes
 
     def factory() -> SMTP:
-        return server_class(handler, data_size_limit=limit, enable_SMTPUTF8=True)
+        server: SMTP = server_class(handler, data_size_limit=limit, enable_SMTPUTF8=True)
+        return server
 
     loop = asyncio.get_running_loop()
     server = await loop.create_server(factory, host, port)

@@ -28,7 +28,7 @@ loses its claim; short, so a crash delays the one claimed mail by at most this m
 
 def backoff(attempts: int, out: Outgoing) -> timedelta:
     """Exponential from retry_base, capped at retry_max, with ±20 % jitter."""
-    delay = min(out.retry_base * 2 ** max(attempts - 1, 0), out.retry_max)
+    delay: timedelta = min(out.retry_base * 2 ** max(attempts - 1, 0), out.retry_max)
     return delay * random.uniform(0.8, 1.2)
 
 

@@ -48,8 +48,12 @@ class Service:
         servers = await self._start_listeners()
         listen = self.app.settings.metrics.listen
         exporter = prometheus.start(self.app, listen) if listen else None
+
         # Pollers run in threads: they wake the sender through the loop, thread-safely.
-        gateway = imap.Gateway(self.app, lambda: loop.call_soon_threadsafe(self.wake_sender))
+        def wake() -> None:
+            loop.call_soon_threadsafe(self.wake_sender)
+
+        gateway = imap.Gateway(self.app, wake)
         gateway.start()
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.add_job(
