@@ -54,6 +54,8 @@ SAMPLE: dict[str, Any] = {
     "final": False,
     "last_answer": "Please restart the printer.",
     "survey": [{"label": "Good", "link": "mailto:support+s1v5xabc@example.com"}],
+    "nps": False,
+    "resolved": False,
     "channels": [{"name": "Phone", "value": "+1 555 0100"}],
     "links": [{"title": "Reset your password", "url": "https://help.example.com/password"}],
     "support_address": "support@example.com",

@@ -220,7 +220,11 @@ class Lifecycle(Strict):
 
 class Survey(Strict):
     enabled: bool = True
-    scale: Literal["good_bad", "1-5"] = "good_bad"
+    scale: Literal["good_bad", "1-5", "nps"] = "good_bad"
+    """nps: 0-10, "how likely are you to recommend us"; the report gives the NPS figure."""
+    send_on: list[Literal["agent_close", "resolve", "auto_close"]] = ["agent_close", "auto_close"]
+    """When the closing notice carries the survey: an agent's #close, an agent's #resolve,
+    the automatic close. A ticket is surveyed once."""
 
 
 class Limits(Strict):

@@ -18,14 +18,21 @@ HISTOGRAM_HOURS = (1, 2, 4, 8, 24, 48)
 
 
 SATISFIED = 4
+"""Survey answers of 4 or more (and "good", scored 5) are satisfied; on the 0-10 scale,
+PROMOTER and above."""
+PROMOTER, DETRACTOR = 9, 6
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Labels as the admin wrote them ("30m") with their seconds, in business time."""
+    """Where the report draws its lines: times as the admin wrote them ("30m") with their
+    seconds in business time, and the survey score from which an answer is satisfied."""
 
     first_response: dict[str, float] = field(default_factory=dict)
     resolution: dict[str, float] = field(default_factory=dict)
+    satisfied_from: int = SATISFIED
+    nps: bool = False
+    """Answers are on the 0-10 scale: the report gives the Net Promoter Score."""
 
 
 NO_THRESHOLDS = Thresholds()
@@ -60,6 +67,11 @@ def percentile(ordered: list[float], share: float) -> float:
 
 def ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
+
+
+def _nps(promoters: int, detractors: int, answers: int) -> float | None:
+    share = ratio(promoters - detractors, answers)
+    return None if share is None else round(share * 100, 1)
 
 
 @dataclass
@@ -100,6 +112,8 @@ class Figures:
     satisfied: int
     csat: float | None
     survey_response_rate: float | None
+    nps: float | None
+    """Promoters (9-10) less detractors (0-6), in points of the answers, on the 0-10 scale."""
 
 
 @dataclass
@@ -129,6 +143,8 @@ class Tally:
     surveys_sent: int = 0
     answered: int = 0
     satisfied: int = 0
+    promoters: int = 0
+    detractors: int = 0
 
     def figures(self, thresholds: Thresholds) -> Figures:
         answered = len(self.first_response)
@@ -164,6 +180,7 @@ class Tally:
             satisfied=self.satisfied,
             csat=ratio(self.satisfied, self.answered),
             survey_response_rate=ratio(self.answered, self.surveys_sent),
+            nps=_nps(self.promoters, self.detractors, self.answered) if thresholds.nps else None,
         )
 
 

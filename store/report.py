@@ -16,8 +16,9 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from postdesk.store.figures import (
+    DETRACTOR,
     NO_THRESHOLDS,
-    SATISFIED,
+    PROMOTER,
     UNASSIGNED,
     AgentFigures,
     Daily,
@@ -78,7 +79,7 @@ def report(
         if first is not None:
             first_responses.append(first)
         daily.add(row.created_at, _done(row))
-    _count_events(session, column, since, until, tallies, daily)
+    _count_events(session, column, since, until, tallies, daily, thresholds)
     for key, sent in session.execute(
         select(column.label("key"), func.count())
         .select_from(Outbox)
@@ -217,6 +218,7 @@ def _count_events(
     until: datetime,
     tallies: Callable[[str | None], tuple[Tally, ...]],
     daily: Daily,
+    thresholds: Thresholds,
 ) -> None:
     in_period = (Event.at >= since, Event.at < until)
     for key, escalated in session.execute(
@@ -252,10 +254,13 @@ def _count_events(
             if kind == "autoreply_suppressed":
                 tally.suppressed[str(data.get("reason", ""))] += 1
             else:
+                score = int(data.get("score", 0))
                 tally.answered += 1
-                tally.satisfied += data.get("score", 0) >= SATISFIED
+                tally.satisfied += score >= thresholds.satisfied_from
+                tally.promoters += score >= PROMOTER
+                tally.detractors += score <= DETRACTOR
         if kind == "survey_answer":
-            daily.answer(at, data.get("score", 0) >= SATISFIED)
+            daily.answer(at, int(data.get("score", 0)) >= thresholds.satisfied_from)
 
 
 def _agents(session: Session, since: datetime, until: datetime) -> list[AgentFigures]:

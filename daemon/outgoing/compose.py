@@ -347,3 +347,19 @@ def queue_internal(
         loop_marker=app.loop_marker,
     )
     outbox.enqueue(session, mail=mail, kind=kind, recipients=[to], now=now)
+
+
+def render_ticket_mail(app: App, ticket: Ticket, name: str, extra: dict[str, object]) -> Rendered:
+    """A customer-facing template about one ticket, in the ticket's language."""
+    variables = {
+        "ticket": {
+            "number": ticket.number,
+            "subject": ticket.subject,
+            "priority": ticket.priority,
+            "queue": ticket.queue,
+        },
+        "customer_name": "",
+        "support_address": app.settings.support_addresses[0],
+        **extra,
+    }
+    return app.playbook.templates.render(name, ticket.language, variables)

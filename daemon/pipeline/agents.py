@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from postdesk.config.errors import ConfigError
 from postdesk.daemon import ticket_state
 from postdesk.daemon.app import App
+from postdesk.daemon.outgoing.closing import Occasion, send_closing_notice, survey_due
 from postdesk.daemon.outgoing.compose import queue_agent_notification, queue_notice, queue_relay
 from postdesk.parsers.commands import KNOWN, without_commands
 from postdesk.parsers.model import Attachment, Command, InboundMessage
@@ -28,6 +29,8 @@ from postdesk.store.tickets import add_event, add_participants, record_inbound
 
 log = logging.getLogger("postdesk.agents")
 PRIORITIES = ("low", "normal", "high", "urgent")
+SURVEYED: dict[str, Occasion] = {"close": "agent_close", "resolve": "resolve"}
+"""Agent commands whose closing notice may carry the survey (`survey.send_on`)."""
 
 
 @dataclass
@@ -139,6 +142,10 @@ def _apply(
     if name in COMMANDS:
         before = ticket_state.move(app, ticket, COMMANDS[name], now)
         outcome.done.append(f"status {before} -> {ticket.status}")
+        occasion = SURVEYED.get(name)
+        if occasion and survey_due(app, session, ticket, occasion):
+            send_closing_notice(app, session, ticket, now, survey=True)
+            outcome.done.append(f"satisfaction survey sent to {ticket.requester}")
     elif name == "assign":
         target = _find_agent(app, arg or agent)
         if target is None:

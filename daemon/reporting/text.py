@@ -100,6 +100,7 @@ def rows(figures: Figures) -> list[tuple[str, str]]:
         ("surveys answered", str(f.surveys_answered)),
         ("survey response rate", share(f.survey_response_rate)),
         ("CSAT (satisfied)", share(f.csat)),
+        *((("NPS", f"{f.nps:+.0f}"),) if f.nps is not None else ()),
     ]
 
 

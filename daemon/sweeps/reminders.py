@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session
 
 from postdesk.daemon import ticket_state
 from postdesk.daemon.app import App
-from postdesk.daemon.outgoing.compose import send_to_customer
-from postdesk.daemon.sweeps.closing import close, render_ticket_mail
+from postdesk.daemon.outgoing.compose import render_ticket_mail, send_to_customer
+from postdesk.daemon.sweeps.closing import close
 from postdesk.daemon.sweeps.stats import SweepStats
 from postdesk.store.models import Ticket
 from postdesk.store.tickets import add_event

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from postdesk.daemon.app import App
 from postdesk.daemon.pipeline.ingest import ingest
+from postdesk.daemon.reporting.report import build
 from postdesk.daemon.sweeps.run import run
 from postdesk.parsers.references import make_agent_token
 from postdesk.store.models import Outbox, Ticket
@@ -257,3 +258,54 @@ def test_unanswered_customer_mails_make_a_ticket_hotter(make_desk: Callable[...,
     assert hot["temperature"] > cold["temperature"]
     agent_answers(desk, 2, "Sorry for the wait, here is the fix.", MONDAY)
     assert show(desk, 2)["temperature"] <= show(desk, 1)["temperature"]
+
+
+def survey_links(message: Any) -> list[str]:
+    return [unquote(link).split("?")[0] for link in re.findall(r"mailto:(\S+)", text(message))]
+
+
+def test_agent_close_sends_the_survey_once(make_desk: Callable[..., App]) -> None:
+    desk = make_desk()
+    open_ticket(desk)
+    agent_answers(desk, 1, "#close\nReplaced the fuser, closing.", MONDAY)
+    (survey,) = outbox(desk, "survey")
+    assert survey["To"] == "ann@example.org"
+    assert "is now closed" in text(survey) and len(survey_links(survey)) == 2
+    reply = mail(subject="Re: [#1] Printer is on fire", body="It broke again.")
+    ingest(desk, reply.as_bytes(), "smtp", MONDAY + DAY)
+    assert show(desk)["status"] == "open"
+    agent_answers(desk, 1, "#close\nFixed for good.", MONDAY + 2 * DAY)
+    assert len(outbox(desk, "survey")) == 1  # a ticket is surveyed once
+
+
+def test_resolve_surveys_only_when_send_on_names_it(make_desk: Callable[..., App]) -> None:
+    desk = make_desk(survey={"send_on": ["resolve", "auto_close"]})
+    open_ticket(desk)
+    agent_answers(desk, 1, "#resolve\nFixed.", MONDAY)
+    (survey,) = outbox(desk, "survey")
+    assert "is resolved" in text(survey)
+    assert run(desk, MONDAY + 7 * DAY).closed == 1
+    assert len(outbox(desk, "survey")) == 1
+    (notice,) = outbox(desk, "notification")
+    assert "is now closed" in text(notice) and survey_links(notice) == []
+
+
+def test_resolve_sends_no_survey_by_default(make_desk: Callable[..., App]) -> None:
+    desk = make_desk()
+    open_ticket(desk)
+    agent_answers(desk, 1, "#resolve\nFixed.", MONDAY)
+    assert outbox(desk, "survey") == []
+
+
+def test_nps_scale_links_and_figure(make_desk: Callable[..., App]) -> None:
+    desk = make_desk(survey={"scale": "nps"})
+    open_ticket(desk)
+    agent_answers(desk, 1, "#close\nDone.", MONDAY)
+    (survey,) = outbox(desk, "survey")
+    assert "recommend us" in text(survey)
+    links = survey_links(survey)
+    assert len(links) == 11
+    ingest(desk, mail(to=links[0], subject="[#1] survey").as_bytes(), "smtp", MONDAY + DAY)
+    assert show(desk)["events"][-1]["data"]["score"] == 10
+    figures = build(desk, MONDAY - DAY, MONDAY + 2 * DAY).overall
+    assert (figures.nps, figures.csat) == (100.0, 1.0)
