@@ -18,7 +18,7 @@ from postdesk.daemon.app import App
 from postdesk.rules.engine import Changes, Decision
 from postdesk.store import lifecycle
 from postdesk.store.models import Ticket
-from postdesk.store.tickets import next_number, open_ticket, pick_assignee
+from postdesk.store.tickets import move_records, next_number, open_ticket, pick_assignee
 
 REOPENABLE = ("resolved", "closed")
 WAITING = ("pending", "on_hold", *REOPENABLE)
@@ -64,6 +64,7 @@ def create(
         created_at=now,
         updated_at=now,
         related_ticket_id=related.id if related else None,
+        merged_into_id=None,
     )
     sla.schedule(app, ticket)
     open_ticket(session, ticket)
@@ -158,6 +159,15 @@ def apply_changes(
         set_tags(ticket, [*ticket.tags, *changes.tags], now)
     after = {"queue": ticket.queue, "priority": ticket.priority, "assignee": ticket.assignee}
     return {k: [before[k], after[k]] for k in before if before[k] != after[k]}, escalated
+
+
+def merge(app: App, session: Session, duplicate: Ticket, into: Ticket, now: datetime) -> None:
+    """The duplicate's mail, people and history move into the other ticket; the duplicate is
+    closed and points there, so that later mail naming it finds the right ticket."""
+    move_records(session, duplicate, into)
+    duplicate.merged_into_id = into.id
+    close(app, duplicate, now)
+    into.updated_at = now
 
 
 def reminded(app: App, ticket: Ticket, number: int, now: datetime) -> None:

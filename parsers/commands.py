@@ -28,6 +28,7 @@ KNOWN = (
     "note",
     "cc",
     "reply",
+    "merge",
 )
 LINE = re.compile(r"^#([a-z]+)\b[ \t]*(.*)$", re.IGNORECASE)
 

@@ -104,6 +104,8 @@ class Ticket(Base):
     unanswered: Mapped[int] = mapped_column(default=0)
     """Customer mails since the last agent answer: each one makes the ticket hotter."""
     related_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    """Set on a duplicate merged into another ticket: mail that still names it goes there."""
 
     participants: Mapped[list[Participant]] = relationship(
         back_populates="ticket", order_by="Participant.id"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, inspect, select, update
+from sqlalchemy import bindparam, delete, func, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached, object_session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -29,7 +29,8 @@ class Thread:
 
 
 def find_thread(session: Session, msg: InboundMessage, agents: frozenset[str]) -> Thread:
-    """Strongest reference first; a reference counts only for a participant or an agent."""
+    """Strongest reference first; a reference counts only for a participant or an agent.
+    A reference to a merged ticket is one to the ticket it was merged into."""
     sender = msg.from_addr
     related: Ticket | None = None
 
@@ -40,6 +41,7 @@ def find_thread(session: Session, msg: InboundMessage, agents: frozenset[str]) -
         ticket = session.get(Ticket, ticket_id)
         if ticket is None:
             continue
+        ticket = surviving(session, ticket)
         if allowed(ticket):
             return Thread(ticket, "reply token")
         related = related or ticket
@@ -56,6 +58,7 @@ def find_thread(session: Session, msg: InboundMessage, agents: frozenset[str]) -
     if msg.ticket_number is not None:
         ticket = session.scalar(select(Ticket).where(Ticket.number == msg.ticket_number))
         if ticket is not None:
+            ticket = surviving(session, ticket)
             if allowed(ticket):
                 return Thread(ticket, "subject tag")
             related = related or ticket
@@ -247,6 +250,39 @@ def _add_row(
     insert_row(session, row)
     if collection not in inspect(ticket).unloaded:
         session.expire(ticket, [collection])
+
+
+def move_records(session: Session, source: Ticket, target: Ticket) -> None:
+    """Messages, events and participants of ``source`` become ``target``'s; a person already
+    on ``target`` keeps the role held there."""
+    session.flush()
+    for model in (Message, Event):
+        session.execute(
+            update(model).where(model.ticket_id == source.id).values(ticket_id=target.id)
+        )
+    present = select(Participant.email).where(Participant.ticket_id == target.id)
+    session.execute(
+        delete(Participant).where(
+            Participant.ticket_id == source.id, Participant.email.in_(present)
+        )
+    )
+    session.execute(
+        update(Participant).where(Participant.ticket_id == source.id).values(ticket_id=target.id)
+    )
+    session.expire(source, ["messages", "events", "participants"])
+    session.expire(target, ["messages", "events", "participants"])
+
+
+def surviving(session: Session, ticket: Ticket) -> Ticket:
+    """The ticket mail about ``ticket`` belongs to: itself, or the one it was merged into."""
+    seen = {ticket.id}
+    while ticket.merged_into_id is not None and ticket.merged_into_id not in seen:
+        found = session.get(Ticket, ticket.merged_into_id)
+        if found is None:
+            break
+        seen.add(found.id)
+        ticket = found
+    return ticket
 
 
 def load_ticket(session: Session, ref: str) -> Ticket | None:

@@ -25,7 +25,13 @@ from postdesk.parsers.model import Attachment, Command, InboundMessage
 from postdesk.parsers.references import verify_agent_token
 from postdesk.store.lifecycle import COMMANDS
 from postdesk.store.models import Ticket
-from postdesk.store.tickets import add_event, add_participants, record_inbound
+from postdesk.store.tickets import (
+    add_event,
+    add_participants,
+    load_ticket,
+    record_inbound,
+    surviving,
+)
 
 log = logging.getLogger("postdesk.agents")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -82,6 +88,7 @@ def handle(
     proven = proof(app, msg, ticket)
     if not proven:
         return _refuse_forgery(app, session, ticket, msg, inbound_id, now), 1
+    ticket = surviving(session, ticket)
     outcome = Outcome()
     unknown = [c for c in msg.commands if c.name not in KNOWN]
     if unknown:
@@ -103,6 +110,7 @@ def handle(
     for command in msg.commands:
         status_given |= command.name in COMMANDS
         _apply(app, session, ticket, msg.from_addr, command, outcome, now)
+    ticket = surviving(session, ticket)
     text = _with_snippets(app, ticket, msg.commands, text, outcome)
     queued = 0
     if note:
@@ -192,6 +200,30 @@ def _apply(
         added = add_participants(session, ticket, [(arg, "cc")], app.own_addresses)
         ticket_state.touch(ticket, now)
         outcome.done.append(f"{arg} copied from now on" if added else f"{arg} was already copied")
+    elif name == "merge":
+        _merge(app, session, ticket, agent, arg, outcome, now)
+
+
+def _merge(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    agent: str,
+    arg: str,
+    outcome: Outcome,
+    now: datetime,
+) -> None:
+    """`#merge N`: this ticket is a duplicate of #N. Nobody outside the team is told."""
+    into = load_ticket(session, arg) if arg else None
+    if into is not None:
+        into = surviving(session, into)
+    if into is None or into.id == ticket.id:
+        outcome.refused.append(f"#merge {arg}: which other ticket? (#merge <number>)")
+        return
+    ticket_state.merge(app, session, ticket, into, now)
+    add_event(ticket, actor=agent, type="merged_into", now=now, number=into.number)
+    add_event(into, actor=agent, type="merged", now=now, number=ticket.number)
+    outcome.done.append(f"merged into #{into.number}, which now holds its mail and people")
 
 
 def _with_snippets(

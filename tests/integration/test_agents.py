@@ -398,3 +398,33 @@ def test_replies_from_real_clients(
     assert body(sent(desk, "agent_reply")[0]) == relayed
     state = ticket(desk)
     assert {k: state[k] for k in changes} == changes
+
+
+def test_merge_moves_a_duplicate_into_the_original(desk: App) -> None:
+    start(desk)
+    duplicate = mail(subject="Printer STILL on fire", body="Did you get my mail?", cc="boss@x.org")
+    assert ingest(desk, duplicate.as_bytes(), "smtp", NOW).ticket_number == 2
+    second = sent(desk, "notice", ANNA)[-1]
+    before = len(sent(desk, "autoreply"))
+    ingest(desk, reply_as_agent(second, "#merge 1"), "smtp", NOW + timedelta(minutes=5))
+    merged, original = ticket(desk, 2), ticket(desk, 1)
+    assert merged["status"] == "closed" and merged["messages"] == []
+    assert [e["type"] for e in merged["events"]] == ["merged_into"]
+    assert "Did you get my mail?" in [m["body"].strip() for m in original["messages"]]
+    assert "boss@x.org" in [p["email"] for p in original["participants"]]
+    assert any(e["type"] == "merged" and e["data"]["number"] == 2 for e in original["events"])
+    assert len(sent(desk, "autoreply")) == before  # nobody outside the team is told
+    assert sent(desk, "agent_reply") == [] and sent(desk, "survey") == []
+    follow_up = mail(subject="Re: [#2] Printer STILL on fire", body="Any news?")
+    assert ingest(desk, follow_up.as_bytes(), "smtp", NOW + timedelta(hours=1)).ticket_number == 1
+    ingest(desk, reply_as_agent(second, "It is fixed now."), "smtp", NOW + timedelta(hours=2))
+    (relay,) = sent(desk, "agent_reply")
+    assert "[#1]" in relay["Subject"] and ticket(desk, 1)["status"] == "pending"
+
+
+def test_merge_into_itself_or_nowhere_is_refused(desk: App) -> None:
+    notice = start(desk)
+    for arg in ("1", "99", ""):
+        ingest(desk, reply_as_agent(notice, f"#merge {arg}".strip()), "smtp", NOW)
+        assert ticket(desk)["status"] == "new"
+    assert "which other ticket" in sent(desk, "notice", ANNA)[-1].get_content()
