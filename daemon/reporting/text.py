@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from postdesk.store.figures import Durations, Figures, Report
@@ -105,10 +105,16 @@ def rows(figures: Figures) -> list[tuple[str, str]]:
 
 
 def title(data: Report) -> str:
-    span = (
-        f"{data.since.isoformat(timespec='minutes')} .. {data.until.isoformat(timespec='minutes')}"
+    """Whole days read as days ("Mon 16 Nov 2026 - Sun 22 Nov 2026, UTC"), else instants."""
+    since, until = data.since, data.until
+    if since.timetz().replace(tzinfo=None) == until.timetz().replace(tzinfo=None) == time():
+        last = until - timedelta(days=1)
+        span = f"{since:%a %d %b %Y}" + (f" - {last:%a %d %b %Y}" if last > since else "")
+    else:
+        span = f"{since:%Y-%m-%d %H:%M} - {until:%Y-%m-%d %H:%M}"
+    return f"Support report, {span} {since.tzname() or ''}".rstrip() + (
+        f", by {data.by}" if data.by else ""
     )
-    return f"Support report {span}" + (f", by {data.by}" if data.by else "")
 
 
 def table(data: Report) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from postdesk.daemon.app import App
+from postdesk.daemon.reporting.charts import nice_ticks
 from postdesk.daemon.reporting.report import build, render
 from postdesk.store.models import Event, Message, Outbox, Ticket
 
@@ -270,7 +271,26 @@ def test_empty_period_has_no_figures(make_desk: Callable[..., App]) -> None:
     assert data.overall.created == 0 and data.overall.first_response.median is None
     assert data.overall.csat is None
     assert "tickets created" in render(data, "table")
-    assert "<svg" in render(data, "html")
+    page = render(data, "html")
+    assert page.count("<svg") == 5
+    for sentence in ("no tickets yet", "no first responses yet", "no answers yet"):
+        assert sentence in page
+    assert "no survey answers yet" in page
+
+
+def test_chart_axes_have_round_ticks_and_days_read_as_days(make_desk: Callable[..., App]) -> None:
+    assert nice_ticks(4) == [0, 1, 2, 3, 4]
+    assert nice_ticks(37) == [0, 10, 20, 30, 40]
+    assert nice_ticks(100) == [0, 25, 50, 75, 100]
+    assert nice_ticks(0.3)[-1] >= 0.3
+    app = make_desk(ALWAYS_OPEN)
+    history(app)
+    page = render(build(app, SINCE, UNTIL), "html")
+    assert "Mon 16 Nov" in page and "Sun 22 Nov" in page
+    assert "Support report, Mon 16 Nov 2026 - Sun 22 Nov 2026 UTC" in page
+    headline = page[page.index('class="headline"') : page.index('class="charts"')]
+    for figure in ("tickets created", "answered within 30m", "resolved within 8h", "CSAT"):
+        assert figure in headline
 
 
 def postdesk(app: App, *args: str) -> str:
