@@ -70,8 +70,9 @@ class Rendered:
 
 
 class Templates:
-    def __init__(self, override: Path | None = None) -> None:
-        folders = [str(override)] if override else []
+    def __init__(self, *overrides: Path | None) -> None:
+        """Each folder given overrides the ones after it; the shipped templates come last."""
+        folders = [str(folder) for folder in overrides if folder]
         self.folders = [Path(f) for f in folders] + [SHIPPED]
         self.loader = ChoiceLoader([FileSystemLoader(f) for f in [*folders, str(SHIPPED)]])
         self.env = Environment(

@@ -173,6 +173,12 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "secret_file": fix(settings.secret_file) or settings.secret_file,
             "rules": fix(settings.rules) or settings.rules,
             "templates": fix(settings.templates) or settings.templates,
+            "brands": {
+                address: brand.model_copy(
+                    update={"templates": fix(brand.templates) or brand.templates}
+                )
+                for address, brand in settings.brands.items()
+            },
             "outgoing": outgoing,
             "mailboxes": mailboxes,
         }

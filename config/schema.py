@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -174,6 +174,17 @@ def _durations(values: list[str]) -> list[str]:
 Thresholds = Annotated[list[str], AfterValidator(_durations)]
 
 
+class Brand(Strict):
+    """A support address with a face of its own: every mail about a ticket that came in on
+    it leaves from it, under its name, in its language, with its templates and signature."""
+
+    address: str
+    name: str = ""
+    language: Literal["en", "ru"] | None = None
+    templates: Path | None = None
+    signature: str = ""
+
+
 class ReportThresholds(Strict):
     """Times whose shares the report gives, in business time, labelled as written here."""
 
@@ -253,6 +264,9 @@ class Settings(Strict):
     data_dir: Path = Path("postdesk-data")
     secret_file: Path | None = None
     support_addresses: list[str] = ["support@localhost"]
+    """Each entry of config.yaml is an address or a brand; here, the addresses alone."""
+    brands: dict[str, Brand] = {}
+    """Brand by address, for the entries given as brands (filled from support_addresses)."""
     admin_address: str | None = None
     listen: Listen = Listen()
     mailboxes: list[Mailbox] = []
@@ -275,6 +289,26 @@ class Settings(Strict):
     assign_on_first_answer: bool = False
     """An unassigned ticket goes to the agent who first answers it."""
     metrics: Metrics = Metrics()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _brands_from_addresses(cls, data: Any) -> Any:
+        """`support_addresses` entries may be brands ({address, name, ...}): the addresses
+        stay a plain list that every part reads, the brands are kept beside it."""
+        if not isinstance(data, dict) or not isinstance(data.get("support_addresses"), list):
+            return data
+        entries = data["support_addresses"]
+        brands = {
+            address: {**e, "address": address}
+            for e in entries
+            if isinstance(e, dict) and (address := str(e.get("address", "")).strip().lower())
+        }
+        addresses = [e.get("address", "") if isinstance(e, dict) else e for e in entries]
+        return {**data, "support_addresses": addresses, "brands": brands}
+
+    def brand(self, address: str) -> Brand:
+        """The brand of a support address; a plain address is a brand with no extras."""
+        return self.brands.get(address) or Brand(address=address)
 
     @field_validator("support_addresses")
     @classmethod

@@ -49,9 +49,14 @@ class Playbook:
     rules: RuleSet
     templates: Templates
     calendars: dict[str, Calendar]
+    brand_templates: dict[str, Templates] = field(default_factory=dict)
+    """A brand's own templates folder, before the installation's and the shipped ones."""
 
     def calendar(self, queue: str) -> Calendar:
         return self.calendars.get(queue) or self.calendars[""]
+
+    def templates_for(self, address: str) -> Templates:
+        return self.brand_templates.get(address) or self.templates
 
 
 def load_playbook(settings: Settings) -> Playbook:
@@ -68,7 +73,12 @@ def load_playbook(settings: Settings) -> Playbook:
         templates=templates.names(),
         agents=set(settings.agent_addresses),
     )
-    return Playbook(rules=rules, templates=templates, calendars=calendars)
+    brand_templates = {
+        address: Templates(brand.templates, settings.templates)
+        for address, brand in settings.brands.items()
+        if brand.templates
+    }
+    return Playbook(rules, templates, calendars, brand_templates)
 
 
 @dataclass

@@ -31,11 +31,13 @@ def create(
     *,
     subject: str,
     requester: str,
+    brand: str,
     decision: Decision,
     related: Ticket | None,
     now: datetime,
 ) -> Ticket:
-    """A new ticket as the rules sorted it, its SLA due times set, inserted in the session."""
+    """A new ticket as the rules sorted it, its SLA due times set, inserted in the session;
+    it speaks the brand's language unless a rule says otherwise."""
     settings = app.settings
     assignee = decision.assignee
     if assignee is None and decision.assign:
@@ -59,12 +61,13 @@ def create(
         requester=requester,
         assignee=assignee,
         tags=sorted(set(decision.tags)),
-        language=decision.language or settings.language,
+        language=decision.language or settings.brand(brand).language or settings.language,
         matched_rules=list(decision.matched),
         created_at=now,
         updated_at=now,
         related_ticket_id=related.id if related else None,
         merged_into_id=None,
+        brand=brand,
     )
     sla.schedule(app, ticket)
     open_ticket(session, ticket)

@@ -105,6 +105,8 @@ class Ticket(Base):
     """Customer mails since the last agent answer: each one makes the ticket hotter."""
     related_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    brand: Mapped[str | None] = mapped_column(String(320))
+    """The support address the ticket came in on: all its mail leaves from there."""
     """Set on a duplicate merged into another ticket: mail that still names it goes there."""
 
     participants: Mapped[list[Participant]] = relationship(

@@ -15,7 +15,10 @@ from postdesk.store.schema import upgrade
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     app = open_app(args)
-    problems = app.playbook.templates.check()
+    playbook = app.playbook
+    problems = [*playbook.templates.check()]
+    for brand in playbook.brand_templates.values():
+        problems += [p for p in brand.check() if p not in problems]
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

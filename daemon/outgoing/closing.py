@@ -13,6 +13,7 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from postdesk.daemon.app import App
+from postdesk.daemon.outgoing.addresses import ticket_address
 from postdesk.daemon.outgoing.compose import render_ticket_mail, send_to_customer
 from postdesk.parsers.references import make_survey_token
 from postdesk.store import outbox
@@ -50,7 +51,7 @@ def survey_due(app: App, session: Session, ticket: Ticket, occasion: Occasion) -
 
 def survey_links(app: App, ticket: Ticket) -> list[dict[str, str]]:
     """One mailto link per answer: the address carries the signed ticket and score."""
-    local, _, domain = app.settings.support_addresses[0].rpartition("@")
+    local, _, domain = ticket_address(app, ticket).rpartition("@")
     choices = SCALES[app.settings.survey.scale][
         ticket.language if ticket.language == "ru" else "en"
     ]

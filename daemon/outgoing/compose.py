@@ -15,10 +15,11 @@ from postdesk.autoreplies.wording import expected_response
 from postdesk.daemon.app import App
 from postdesk.daemon.outgoing.addresses import (
     agent_reply_address,
+    brand_from,
     message_id,
     reply_address,
-    support_address,
     thread_root,
+    ticket_address,
 )
 from postdesk.parsers.model import InboundMessage
 from postdesk.rules.engine import Decision
@@ -82,7 +83,7 @@ def queue_agent_notification(
     now: datetime,
 ) -> None:
     """Tell an agent what happened, with the customer's words and a reply address of their own."""
-    sender = app.settings.support_addresses[0]
+    sender = ticket_address(app, ticket)
     attached, listed = _attachments(
         app, message.attachments if message else [], app.settings.notify.attach_up_to
     )
@@ -133,8 +134,11 @@ def queue_relay(
     now: datetime,
 ) -> Message:
     """An agent's answer, sent to the customer and CCs from the support address; stored
-    with its author, whom every per-agent figure counts."""
-    sender = app.settings.support_addresses[0]
+    with its author, whom every per-agent figure counts. The brand's signature closes it."""
+    sender = ticket_address(app, ticket)
+    brand = app.settings.brand(sender)
+    if brand.signature:
+        text = f"{text.rstrip()}\n\n{brand.signature}"
     copies = [p.email for p in ticket.participants if p.role == "cc"]
     customer_ids = [m.message_id for m in ticket.messages if m.message_id]
     last_in = next(
@@ -148,7 +152,8 @@ def queue_relay(
         subject = f"{subject} [#{ticket.number}]"
     files, _ = _attachments(app, attachments, app.settings.limits.max_attachment_bytes)
     mid = message_id(app, ticket, sender)
-    display = f"{agent_name} ({sender.partition('@')[0]})" if agent_name else ""
+    team = brand.name or sender.partition("@")[0]
+    display = f"{agent_name} ({team})" if agent_name else brand.name
     mail = compose(
         Rendered(subject, text.rstrip() + "\n"),
         from_addr=formataddr((display, sender)) if display else sender,
@@ -214,9 +219,9 @@ def queue_acknowledgement(
             if not c.for_ or ticket.priority in c.for_
         ],
         "links": [{"title": link.title, "url": link.url} for link in decision.links],
-        "support_address": settings.support_addresses[0],
+        "support_address": ticket_address(app, ticket),
     }
-    templates = app.playbook.templates
+    templates = app.playbook.templates_for(ticket_address(app, ticket))
     if not calendar.is_open(now) and f"{template}{OFF_HOURS}" in templates.names():
         template += OFF_HOURS
     rendered = templates.render(template, language, variables, html=settings.autoreply.html)
@@ -227,7 +232,6 @@ def queue_acknowledgement(
         rendered,
         "autoreply",
         now,
-        sender=support_address(app, msg),
         in_reply_to=msg.message_id,
         references=msg.references,
         auto_submitted="auto-replied",
@@ -242,23 +246,22 @@ def send_to_customer(
     kind: str,
     now: datetime,
     *,
-    sender: str | None = None,
     in_reply_to: str | None = None,
     references: Sequence[str] = (),
     auto_submitted: str = "auto-generated",
 ) -> None:
-    """Queue automatic mail to the requester and record it on the ticket.
+    """Queue automatic mail to the requester, from the ticket's brand, and record it.
 
     Without an explicit parent it threads under the ticket's latest message.
     """
-    sender = sender or app.settings.support_addresses[0]
+    sender = ticket_address(app, ticket)
     if in_reply_to is None:
         known = [m.message_id for m in ticket.messages if m.message_id]
         in_reply_to, references = (known[-1], known[:-1]) if known else (None, ())
     mid = message_id(app, ticket, sender)
     mail = compose(
         rendered,
-        from_addr=sender,
+        from_addr=brand_from(app, ticket),
         to=ticket.requester,
         message_id=mid,
         date=now,
@@ -288,7 +291,7 @@ def queue_notice(
     app: App, session: Session, ticket: Ticket, to: str, subject: str, body: str, now: datetime
 ) -> None:
     """An internal notice to an agent about a ticket, threaded with the ticket's mail."""
-    sender = app.settings.support_addresses[0]
+    sender = ticket_address(app, ticket)
     mail = compose(
         Rendered(f"[#{ticket.number}] {subject}: {ticket.subject}", body + "\n"),
         from_addr=sender,
@@ -359,7 +362,8 @@ def render_ticket_mail(app: App, ticket: Ticket, name: str, extra: dict[str, obj
             "queue": ticket.queue,
         },
         "customer_name": "",
-        "support_address": app.settings.support_addresses[0],
+        "support_address": ticket_address(app, ticket),
         **extra,
     }
-    return app.playbook.templates.render(name, ticket.language, variables)
+    templates = app.playbook.templates_for(ticket_address(app, ticket))
+    return templates.render(name, ticket.language, variables)

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from postdesk.daemon import ticket_state
 from postdesk.daemon.app import App
+from postdesk.daemon.outgoing.addresses import support_address
 from postdesk.daemon.outgoing.compose import queue_agent_notification
 from postdesk.daemon.pipeline.acknowledge import acknowledge
 from postdesk.daemon.pipeline.result import (
@@ -52,6 +53,7 @@ def create(
         session,
         subject=msg.subject,
         requester=msg.from_addr,
+        brand=support_address(app, msg),
         decision=decision,
         related=related,
         now=now,

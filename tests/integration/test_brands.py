@@ -1,0 +1,110 @@
+"""Two brands on one desk: every mail about a ticket speaks from the address it came in on,
+under that brand's name, in its language, with its templates and signature."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from sqlalchemy import select
+
+from postdesk.daemon.app import App
+from postdesk.daemon.pipeline.ingest import ingest
+from postdesk.daemon.sweeps.run import run
+from postdesk.store.models import Outbox
+from tests.helpers import mail, parse_mail
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+ANNA = "anna@example.com"
+BRAND2 = "help@brand2.example"
+
+
+def desk(open_app: Callable[..., App], tmp_path: Path) -> App:
+    templates = tmp_path / "brand2-templates"
+    templates.mkdir()
+    (templates / "ack.ru.txt").write_text(
+        "Subject: [#{{ ticket.number }}] Brand2: {{ ticket.subject }}\n\n"
+        "Brand2 получил обращение #{{ ticket.number }}.\n",
+        encoding="utf-8",
+    )
+    return open_app(
+        support_addresses=[
+            "support@example.com",
+            {
+                "address": "Help@Brand2.example",
+                "name": "Brand2 Help",
+                "language": "ru",
+                "templates": str(templates),
+                "signature": "Команда Brand2",
+            },
+        ],
+        agents=[{"email": ANNA, "name": "Anna", "queues": ["general"]}],
+        notify={"new_ticket": True, "customer_reply": True},
+        business_hours={"timezone": "UTC", "week": {"mon-sun": "00:00-24:00"}},
+    )
+
+
+def sent(app: App, kind: str) -> list[EmailMessage]:
+    with app.db.transaction() as session:
+        rows = session.scalars(select(Outbox).where(Outbox.kind == kind).order_by(Outbox.id))
+        return [parse_mail(r.content) for r in rows]
+
+
+def addr(message: EmailMessage, field: str) -> str:
+    return str(message[field].addresses[0].addr_spec)
+
+
+def domain_of(message_id: Any) -> str:
+    return str(message_id).strip("<>").rpartition("@")[2]
+
+
+def test_every_mail_of_a_ticket_speaks_from_its_brand(
+    open_app: Callable[..., App], tmp_path: Path
+) -> None:
+    app = desk(open_app, tmp_path)
+    ingest(app, mail(to="help@brand2.example", body="Принтер горит").as_bytes(), "smtp", NOW)
+    ingest(app, mail(sender="bob@example.org", subject="Other").as_bytes(), "smtp", NOW)
+    ack2, ack1 = sent(app, "autoreply")
+    assert str(ack2["From"]) == f"Brand2 Help <{BRAND2}>"
+    assert "Brand2 получил обращение #1" in ack2.get_content()  # the brand's own template
+    assert addr(ack2, "Reply-To").endswith("@brand2.example")
+    assert domain_of(ack2["Message-ID"]) == "brand2.example"
+    assert str(ack1["From"]) == "support@example.com"
+    assert addr(ack1, "Reply-To").endswith("@example.com")
+
+    notice = next(n for n in sent(app, "notice") if "[#1]" in str(n["Subject"]))
+    assert addr(notice, "Reply-To").startswith("help+a") and addr(notice, "Reply-To").endswith(
+        "@brand2.example"
+    )
+    assert domain_of(notice["Message-ID"]) == "brand2.example"
+    answer = mail(
+        sender=f"Anna <{ANNA}>",
+        to=str(notice["Reply-To"]),
+        subject=f"Re: {notice['Subject']}",
+        body="Выключите его, пожалуйста.",
+    )
+    ingest(app, answer.as_bytes(), "smtp", NOW + timedelta(minutes=5))
+    (relay,) = sent(app, "agent_reply")
+    (sender,) = relay["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("Anna (Brand2 Help)", BRAND2)
+    assert relay["To"] == "ann@example.org"
+    assert addr(relay, "Reply-To").endswith("@brand2.example")
+    assert domain_of(relay["Message-ID"]) == "brand2.example"
+    assert relay.get_content().rstrip().endswith("Команда Brand2")
+
+    run(app, NOW + timedelta(days=2, minutes=5))
+    (reminder,) = sent(app, "reminder")
+    assert str(reminder["From"]) == f"Brand2 Help <{BRAND2}>"
+    assert "[#1]" in str(reminder["Subject"])
+    run(app, NOW + timedelta(days=4, minutes=10))
+    run(app, NOW + timedelta(days=6, minutes=15))
+    (closing,) = sent(app, "survey")
+    assert str(closing["From"]) == f"Brand2 Help <{BRAND2}>"
+    links = [unquote(x) for x in re.findall(r"mailto:(\S+)", closing.get_content())]
+    assert links and all(link.split("?")[0].endswith("@brand2.example") for link in links)
+    assert "закрыто" in closing.get_content()  # the brand's language
