@@ -52,6 +52,12 @@ class Listen(Strict):
     smtp: str | None = "127.0.0.1:2525"
     lmtp: str | None = None
     max_connections: int = Field(default=100, ge=1)
+    """Open SMTP/LMTP connections in all; a client beyond the limit gets 421."""
+    max_connections_per_client: int = Field(default=50, ge=1)
+    """Open connections from one client address. Behind an MTA every connection comes from
+    it: keep this above its delivery concurrency (Postfix: 20 by default)."""
+    idle_timeout: Duration = timedelta(minutes=5)
+    """A connection that sends no command for this long is closed (RFC 5321: 5 minutes)."""
 
     @field_validator("smtp", "lmtp")
     @classmethod
