@@ -265,3 +265,106 @@ def test_huge_cc_mail_over_smtp_keeps_the_daemon_small(
     assert [len(p.read_bytes()) for p in raw_files] == [len(raw)]  # kept whole
     send(daemon.smtp_port, mail(subject="Next customer", to="support@localhost"))
     assert [m["To"] for m in sent_mail(daemon, config, tmp_path)].count("ann@example.org") == 2
+
+
+# 7. Forged agents and storms of automatic mail
+
+TEAM = ["anna@example.com", "boris@example.com", "carl@example.com", "dora@example.com"]
+
+
+def team(**notify: Any) -> dict[str, Any]:
+    """Four agents in the general queue, all told of every new ticket."""
+    return {
+        "agents": [{"email": a, "queues": ["general"]} for a in TEAM],
+        "notify": {"new_ticket": True, "customer_reply": True, **notify},
+        "admin_address": "postmaster@example.com",
+    }
+
+
+def customers(port: int, count: int) -> None:
+    """``count`` new tickets, each from a customer of its own."""
+    for n in range(count):
+        send(port, mail(sender=f"Customer {n} <customer{n}@example.org>", subject=f"Question {n}"))
+
+
+def to(messages: list[EmailMessage], address: str) -> list[EmailMessage]:
+    return [m for m in messages if str(m["To"]).endswith(address) or str(m["To"]) == address]
+
+
+def test_thirty_forged_agent_mails_send_the_agent_one_warning(
+    run_daemon: Callable[..., tuple[Daemon, Path]], tmp_path: Path
+) -> None:
+    daemon, config = run_daemon(**team())
+    send(daemon.smtp_port, mail())
+    for n in range(30):
+        forged = mail(
+            sender="Anna <anna@example.com>",
+            subject="Re: [#1] Printer is on fire",
+            body=f"#close\nPlease wire the refund to account {n}.",
+        )
+        send(daemon.smtp_port, forged)
+    ticket = shown(config, 1)
+    assert ticket["status"] == "new"  # no #close executed
+    security = [e for e in ticket["events"] if e["type"] == "security"]
+    held_back = [e for e in ticket["events"] if e["type"] == "staff_mail_suppressed"]
+    assert len(security) == 30
+    assert len(held_back) == 29
+    assert all(e["data"]["to"] == "anna@example.com" for e in held_back)
+    out = sent_mail(daemon, config, tmp_path)
+    warnings = [m for m in to(out, "anna@example.com") if "not accepted" in str(m["Subject"])]
+    assert len(warnings) == 1
+    customer = to(out, "ann@example.org")
+    assert [m["Auto-Submitted"] for m in customer] == ["auto-replied"]  # the ack; no relay
+    assert not any("refund" in m.get_content() for m in customer)
+
+
+def test_staff_notifications_do_not_count_against_customer_acknowledgements(
+    run_daemon: Callable[..., tuple[Daemon, Path]], tmp_path: Path
+) -> None:
+    """The finding: agent notifications counted against the acknowledgement breaker, so a
+    burst of new tickets stopped acknowledgements while staff mail kept flowing. Four
+    notifications go with every acknowledgement here; the breaker allows five an hour."""
+    daemon, config = run_daemon(**team(), autoreply={"circuit_breaker_per_hour": 5})
+    customers(daemon.smtp_port, 6)
+    out = sent_mail(daemon, config, tmp_path)
+    acknowledged = [n for n in range(6) if to(out, f"customer{n}@example.org")]
+    assert acknowledged == [0, 1, 2, 3, 4]  # the sixth trips the breaker, customer mail only
+    for agent in TEAM:
+        assert len(to(out, agent)) == 6  # staff mail flows past the customer breaker
+    (alert,) = to(out, "postmaster@example.com")
+    assert "automatic mail to customers stopped" in str(alert["Subject"])
+    sixth = shown(config, 6)
+    (suppressed,) = [e for e in sixth["events"] if e["type"] == "autoreply_suppressed"]
+    assert "circuit breaker" in suppressed["data"]["reason"]
+
+
+def test_notifications_to_one_agent_are_capped_per_hour(
+    run_daemon: Callable[..., tuple[Daemon, Path]], tmp_path: Path
+) -> None:
+    daemon, config = run_daemon(**team(max_per_agent_per_hour=3))
+    customers(daemon.smtp_port, 5)
+    for number in (4, 5):
+        events = shown(config, number)["events"]
+        held_back = [e for e in events if e["type"] == "staff_mail_suppressed"]
+        assert sorted(e["data"]["to"] for e in held_back) == TEAM
+    out = sent_mail(daemon, config, tmp_path)
+    for agent in TEAM:
+        subjects = sorted(str(m["Subject"]) for m in to(out, agent))
+        assert len(subjects) == 3 and all("new ticket" in s for s in subjects)
+    assert all(to(out, f"customer{n}@example.org") for n in range(5))
+
+
+def test_the_staff_breaker_stops_staff_mail_alerts_the_admin_and_spares_customers(
+    run_daemon: Callable[..., tuple[Daemon, Path]], tmp_path: Path
+) -> None:
+    daemon, config = run_daemon(**team(staff_breaker_per_hour=6))
+    customers(daemon.smtp_port, 3)
+    out = sent_mail(daemon, config, tmp_path)
+    notifications = [m for a in TEAM for m in to(out, a)]
+    assert len(notifications) == 6  # four for the first ticket, two for the second
+    (alert,) = to(out, "postmaster@example.com")
+    assert "staff mail stopped" in str(alert["Subject"])
+    assert all(to(out, f"customer{n}@example.org") for n in range(3))
+    third = shown(config, 3)
+    reasons = {e["data"]["reason"] for e in third["events"] if e["type"] == "staff_mail_suppressed"}
+    assert len(reasons) == 1 and next(iter(reasons)).startswith("staff circuit breaker")
