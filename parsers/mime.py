@@ -293,8 +293,8 @@ def _bounded(name: str, plain: str, defects: list[str]) -> str:
             return plain  # the commas were inside quoted names
         last = last or MAX_FIELD_CHARS
     defects.append(
-        f"{name} field of {len(plain)} characters and about {plain.count(',') + 1} "
-        f"addresses: only the first {max(commas, 1)} read (the raw message keeps them all)"
+        f"{name} field of {len(plain)} characters: only its first {max(commas, 1)} "
+        "addresses read (the raw message keeps them all)"
     )
     return plain[:last]
 
