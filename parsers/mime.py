@@ -46,6 +46,7 @@ with its square: 10,000 encoded-word names in a Cc took 3.7 GB). An encoded word
 to about six characters on one it decodes to, so a cut field still fills MAX_HEADER_CHARS."""
 MAX_ADDRESSES = 100
 """Addresses read from one field: only the first 20 recipients ever become participants."""
+HEADER_END = re.compile(rb"\r?\n\r?\n")
 FIELD = re.compile(rb"(?m)^[^ \t\r\n][^\r\n]*+(?:\r?\n[ \t][^\r\n]*+)*+")
 """One header field with its folded continuation lines."""
 ADDRESS_SEPARATOR = re.compile(r'"(?:[^"\\]|\\.)*+"|,')
@@ -153,7 +154,7 @@ def _normalise(raw: bytes) -> bytes:
 def _cut_fields(raw: bytes) -> tuple[bytes, list[str]]:
     """The message with each header field longer than MAX_FIELD_CHARS cut at its last fold
     within the limit, and a defect for each cut; in one linear scan of the header block."""
-    end = re.search(rb"\r?\n\r?\n", raw)
+    end = HEADER_END.search(raw)
     head = raw[: end.start() if end else len(raw)]
     if len(head) <= MAX_FIELD_CHARS:
         return raw, []
