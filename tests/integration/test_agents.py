@@ -246,7 +246,7 @@ def test_moving_to_a_queue_tells_its_members_and_a_higher_line_is_an_escalation(
     try:
         notice = start(app)
         ingest(app, reply_as_agent(notice, "#queue experts"), "smtp", NOW)
-        (moved,) = sent(app, "notice", BORIS)
+        (moved,) = sent(app, "agent_notification", BORIS)
         assert "moved to your queue" in moved["Subject"]
         assert "the printer in room 4 is on fire" in moved.get_content()
         events = [e for e in ticket(app)["events"] if e["type"] == "escalated"]
