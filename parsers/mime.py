@@ -39,7 +39,7 @@ MAX_DEPTH = 30
 MAX_PARTS = 500
 MAX_HTML_CHARS = 2_000_000
 MAX_HEADER_CHARS = 998 * 4
-MAX_FIELD_CHARS = MAX_HEADER_CHARS * 8
+MAX_FIELD_CHARS = 32 * 1024
 """Characters of one header field read at most, cut before mail-parser or the standard
 library parse it (their time and memory grow with the field, the strict address parser's
 with its square: 10,000 encoded-word names in a Cc took 3.7 GB). An encoded word spends up
