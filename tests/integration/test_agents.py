@@ -404,7 +404,7 @@ def test_merge_moves_a_duplicate_into_the_original(desk: App) -> None:
     start(desk)
     duplicate = mail(subject="Printer STILL on fire", body="Did you get my mail?", cc="boss@x.org")
     assert ingest(desk, duplicate.as_bytes(), "smtp", NOW).ticket_number == 2
-    second = sent(desk, "notice", ANNA)[-1]
+    second = sent(desk, "agent_notification", ANNA)[-1]
     before = len(sent(desk, "autoreply"))
     ingest(desk, reply_as_agent(second, "#merge 1"), "smtp", NOW + timedelta(minutes=5))
     merged, original = ticket(desk, 2), ticket(desk, 1)
