@@ -36,6 +36,7 @@ class History:
     to_sender_last_day: int = 0
     for_ticket_last_hour: int = 0
     total_last_hour: int = 0
+    """Automatic mail to customers, all addresses: staff mail has a breaker of its own."""
     suppressed: str = ""
     """Why the sender's address is suppressed (a hard bounce, a breaker), if it is."""
 
@@ -61,7 +62,8 @@ def decide(
     if history.total_last_hour >= limits.circuit_breaker_per_hour:
         return Verdict(
             False,
-            f"circuit breaker: {history.total_last_hour} automatic mails in the last hour",
+            f"circuit breaker: {history.total_last_hour} automatic mails to customers "
+            "in the last hour",
             breaker="total",
         )
     if history.to_sender_last_day >= limits.max_per_sender_per_day:

@@ -34,28 +34,33 @@ def free_port() -> int:
 
 
 MEASURE = """\
-import os, sys, time
+import os, signal, sys, time
 started = time.perf_counter()
 pid = os.fork()
 if pid == 0:
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)
     os.dup2(quiet, 2)
-    os.execv(sys.argv[1], sys.argv[1:])
+    os.execv(sys.argv[2], sys.argv[2:])
+signal.signal(signal.SIGALRM, lambda *_: os.kill(pid, signal.SIGKILL))
+signal.alarm(int(sys.argv[1]))
 _, status, usage = os.wait4(pid, 0)
 print(time.perf_counter() - started, os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024)
 """
 
 
-def run_measured(command: list[str]) -> tuple[float, float]:
-    """Wall-clock seconds and peak RSS (MB) of one child process, from its own rusage.
+def run_measured(command: list[str], timeout: int = 0) -> tuple[float, float]:
+    """Wall-clock seconds and peak RSS (MB) of one child process, from its own rusage; a
+    child still running after ``timeout`` seconds (0: no limit) is killed, which fails.
 
     The child is forked from a small fresh interpreter, not from the benchmark: Linux keeps
     the memory a child has between fork and exec in its peak, so forked from a process that
     holds a corpus every command, /bin/true too, would seem to need that much.
     """
-    wrapper = [sys.executable, "-I", "-c", MEASURE, *command]
+    wrapper = [sys.executable, "-I", "-c", MEASURE, str(timeout), *command]
     seconds, code, peak = subprocess.run(wrapper, capture_output=True, check=True).stdout.split()
+    if timeout and int(code) == -9:
+        raise TimeoutError(f"{command[:5]} ... still running after {timeout} s")
     if int(code) != 0:
         raise SystemExit(f"{command[:5]} ... failed with exit code {code}")
     return float(seconds), float(peak)

@@ -52,6 +52,12 @@ class Listen(Strict):
     smtp: str | None = "127.0.0.1:2525"
     lmtp: str | None = None
     max_connections: int = Field(default=100, ge=1)
+    """Open SMTP/LMTP connections in all; a client beyond the limit gets 421."""
+    max_connections_per_client: int = Field(default=50, ge=1)
+    """Open connections from one client address. Behind an MTA every connection comes from
+    it: keep this above its delivery concurrency (Postfix: 20 by default)."""
+    idle_timeout: Duration = timedelta(minutes=5)
+    """A connection that sends no command for this long is closed (RFC 5321: 5 minutes)."""
 
     @field_validator("smtp", "lmtp")
     @classmethod
@@ -136,6 +142,15 @@ class Notify(Strict):
     assignment: bool = True
     attach_up_to: int = Field(default=5 * 1024 * 1024, ge=0)
     """Attachments up to this total size travel with the notification; larger ones are listed."""
+    max_per_agent_per_hour: int = Field(default=60, ge=1)
+    """Notifications (new ticket, customer reply, assignment, internal note) to one agent in
+    an hour; the rest are recorded on their tickets, not mailed."""
+    forgery_notices_per_agent_per_hour: int = Field(default=1, ge=1)
+    """Warnings to an agent that mail forged in their name was refused; every forged mail
+    is recorded on its ticket all the same."""
+    staff_breaker_per_hour: int = Field(default=1000, ge=1)
+    """All staff mail in one hour; beyond it notifications and notices stop and the admin
+    is told. Customer mail has its own breaker (autoreply.circuit_breaker_per_hour)."""
 
 
 class BusinessHours(Strict):
@@ -209,7 +224,9 @@ class Autoreply(Strict):
     max_per_sender_per_day: int = Field(default=5, ge=0)
     max_per_ticket_per_hour: int = Field(default=2, ge=0)
     circuit_breaker_per_hour: int = Field(default=2000, ge=1)
-    """All automatic mail in one hour; beyond it automatic mail stops and the admin is told."""
+    """Automatic mail to customers (acknowledgements, reminders, closing notices, surveys) in
+    one hour; beyond it acknowledgements stop and the admin is told. Staff mail is not
+    counted: it has its own breaker (notify.staff_breaker_per_hour)."""
     bounce_suppression: Duration = timedelta(days=60)
     """How long an address that hard-bounced gets no automatic mail."""
     html: bool = False

@@ -21,3 +21,10 @@ AUTOREPLY_DECISIONS = Counter(
     ["decision"],
     registry=None,
 )
+
+
+CONNECTIONS_REFUSED = Counter(
+    "postdesk_connections_refused",
+    "SMTP/LMTP connections of this process refused with 421: a connection limit was reached",
+    registry=None,
+)

@@ -30,19 +30,20 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
     if not message.keys():
         raise BadData("not a mail message: no header fields")
     headers = mime.headers(message, parsed.defects)
-    senders = mime.addresses(message, "from")
+    senders = mime.addresses(message, "from", parsed.defects)
     if len(mime.raw_values(message, "from")) > 1 and len({a for _, a in senders}) > 1:
         raise BadData("several From fields name different senders")
+    reply_to = mime.addresses(message, "reply-to", parsed.defects)
     if not senders:
-        senders = mime.addresses(message, "sender") or mime.addresses(message, "reply-to")
+        senders = mime.addresses(message, "sender", parsed.defects) or reply_to
         if senders:
             parsed.defects.append("no usable From; sender taken from Sender/Reply-To")
     from_name, from_addr = senders[0] if senders else ("", "")
     own = frozenset(a.lower() for a in ctx.own_addresses)
     kind, reason = classify(message, headers, from_addr, own, ctx.agent_addresses, ctx.loop_marker)
-    recipients = [a for _, a in mime.addresses(message, "to")]
-    cc = [a for _, a in mime.addresses(message, "cc")]
-    delivered = [a for _, a in mime.addresses(message, "delivered-to")]
+    recipients = [a for _, a in mime.addresses(message, "to", parsed.defects)]
+    cc = [a for _, a in mime.addresses(message, "cc", parsed.defects)]
+    delivered = [a for _, a in mime.addresses(message, "delivered-to", parsed.defects)]
     surveyed = survey_tokens([*recipients, *cc, *delivered])
     if surveyed and kind == Kind.CUSTOMER:
         kind, reason = Kind.SURVEY_ANSWER, "answer to a satisfaction survey"
@@ -67,7 +68,7 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
         from_name=from_name,
         to=tuple(recipients),
         cc=tuple(cc),
-        reply_to=tuple(a for _, a in mime.addresses(message, "reply-to")),
+        reply_to=tuple(a for _, a in reply_to),
         return_path=None if return_path is None else return_path.strip("<> "),
         date=mime.date(message),
         in_reply_to=in_reply_to,

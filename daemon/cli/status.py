@@ -31,7 +31,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 **outbox_summary(session),
                 "oldest_queued": oldest.isoformat() if oldest else None,
             },
-            "listen": app.settings.listen.model_dump(),
+            "listen": app.settings.listen.model_dump(mode="json"),
             "mailboxes": mailbox_health(
                 session, [m.name for m in app.settings.mailboxes], clock.now()
             ),

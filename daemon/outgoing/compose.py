@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -25,13 +26,22 @@ from postdesk.parsers.model import InboundMessage
 from postdesk.rules.engine import Decision
 from postdesk.store import outbox
 from postdesk.store.models import Message, Ticket
-from postdesk.store.tickets import record_outbound
+from postdesk.store.tickets import add_event, record_outbound
+
+log = logging.getLogger("postdesk.outgoing")
 
 AUTOREPLIES = ("autoreply",)
 
 
-AUTOMATIC = ("autoreply", "reminder", "notification", "notice", "survey", "alert")
-"""Kinds of outbox rows that postdesk writes on its own; the circuit breaker counts them all."""
+CUSTOMER_AUTOMATIC = ("autoreply", "reminder", "notification", "survey")
+"""Automatic mail to customers (acknowledgements, reminders, closing notices, surveys): the
+acknowledgement circuit breaker counts these alone, so staff mail never silences customers."""
+
+
+STAFF = ("agent_notification", "notice", "forgery_notice", "alert")
+"""Mail to the team and the admin; it has a circuit breaker of its own. Alerts and the
+managers' digests count towards it but are never stopped: they are at most one an hour or a
+day, and an alert is how the admin hears that the breaker tripped."""
 
 
 OFF_HOURS = "_offhours"
@@ -73,6 +83,41 @@ def new_part(message: Message) -> list[str]:
     return [new, *rest]
 
 
+def staff_mail_allowed(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    to: str,
+    now: datetime,
+    *,
+    kind: str,
+    per_hour: int | None,
+) -> bool:
+    """Whether staff mail of this kind about ``ticket`` may go to ``to``: within the staff
+    circuit breaker and, given ``per_hour``, within that many of its kind to that address.
+    Mail held back is an event on the ticket; a tripped breaker also alerts the admin (once
+    an hour at most)."""
+    notify = app.settings.notify
+    hour = now - timedelta(hours=1)
+    reason = ""
+    with session.no_autoflush:
+        total = outbox.count_recent(session, STAFF, hour, cap=notify.staff_breaker_per_hour)
+        if total >= notify.staff_breaker_per_hour:
+            reason = f"staff circuit breaker: {total} staff mails in the last hour"
+            if queue_alert(app, session, "staff mail stopped", reason, now):
+                log.warning("staff circuit breaker", extra={"reason": reason})
+        elif (
+            per_hour is not None
+            and outbox.count_recent(session, (kind,), hour, to_addr=to, cap=per_hour) >= per_hour
+        ):
+            reason = f"rate limit: {per_hour} mails of kind {kind} to {to} in the last hour"
+    if reason:
+        add_event(
+            ticket, actor="postdesk", type="staff_mail_suppressed", now=now, to=to, reason=reason
+        )
+    return not reason
+
+
 def queue_agent_notification(
     app: App,
     session: Session,
@@ -81,8 +126,13 @@ def queue_agent_notification(
     event: str,
     message: Message | None,
     now: datetime,
-) -> None:
-    """Tell an agent what happened, with the customer's words and a reply address of their own."""
+) -> bool:
+    """Tell an agent what happened, with the customer's words and a reply address of their
+    own; False when a limit held it back (the ticket records that)."""
+    limit = app.settings.notify.max_per_agent_per_hour
+    kind = "agent_notification"
+    if not staff_mail_allowed(app, session, ticket, agent, now, kind=kind, per_hour=limit):
+        return False
     sender = ticket_address(app, ticket)
     attached, listed = _attachments(
         app, message.attachments if message else [], app.settings.notify.attach_up_to
@@ -117,9 +167,8 @@ def queue_agent_notification(
         extra_headers={"Reply-To": agent_reply_address(app, ticket, agent)},
         attachments=attached,
     )
-    outbox.enqueue(
-        session, mail=mail, kind="notice", recipients=[agent], now=now, ticket_id=ticket.id
-    )
+    outbox.enqueue(session, mail=mail, kind=kind, recipients=[agent], now=now, ticket_id=ticket.id)
+    return True
 
 
 def queue_relay(
@@ -288,9 +337,21 @@ def send_to_customer(
 
 
 def queue_notice(
-    app: App, session: Session, ticket: Ticket, to: str, subject: str, body: str, now: datetime
-) -> None:
-    """An internal notice to an agent about a ticket, threaded with the ticket's mail."""
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    to: str,
+    subject: str,
+    body: str,
+    now: datetime,
+    *,
+    kind: str = "notice",
+    per_hour: int | None = None,
+) -> bool:
+    """An internal notice to an agent about a ticket, threaded with the ticket's mail; within
+    the staff circuit breaker and, given ``per_hour``, that many of its kind to ``to``."""
+    if not staff_mail_allowed(app, session, ticket, to, now, kind=kind, per_hour=per_hour):
+        return False
     sender = ticket_address(app, ticket)
     mail = compose(
         Rendered(f"[#{ticket.number}] {subject}: {ticket.subject}", body + "\n"),
@@ -304,7 +365,8 @@ def queue_notice(
         loop_marker=app.loop_marker,
         extra_headers={"Reply-To": reply_address(app, ticket, sender)},
     )
-    outbox.enqueue(session, mail=mail, kind="notice", recipients=[to], now=now, ticket_id=ticket.id)
+    outbox.enqueue(session, mail=mail, kind=kind, recipients=[to], now=now, ticket_id=ticket.id)
+    return True
 
 
 def queue_alert(app: App, session: Session, subject: str, body: str, now: datetime) -> bool:

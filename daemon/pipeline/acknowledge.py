@@ -13,8 +13,8 @@ from postdesk.config.schema import Autoreply
 from postdesk.daemon.app import App
 from postdesk.daemon.counters import AUTOREPLY_DECISIONS
 from postdesk.daemon.outgoing.compose import (
-    AUTOMATIC,
     AUTOREPLIES,
+    CUSTOMER_AUTOMATIC,
     queue_acknowledgement,
     queue_alert,
 )
@@ -43,7 +43,7 @@ def _history(
             if is_new
             else outbox.count_recent(session, AUTOREPLIES, hour, ticket_id=ticket.id),
             total_last_hour=outbox.count_recent(
-                session, AUTOMATIC, hour, cap=limits.circuit_breaker_per_hour
+                session, CUSTOMER_AUTOMATIC, hour, cap=limits.circuit_breaker_per_hour
             ),
             suppressed=f"{blocked.reason} (until {blocked.until:%Y-%m-%d %H:%M} UTC)"
             if blocked
@@ -62,7 +62,7 @@ def _trip_breaker(
         )
         subject = f"automatic mail stopped for {ticket.requester}"
     else:
-        subject = "all automatic mail stopped"
+        subject = "automatic mail to customers stopped"
     if queue_alert(app, session, subject, reason, now):
         log.warning(
             "autoreply circuit breaker", extra={"address": ticket.requester, "reason": reason}

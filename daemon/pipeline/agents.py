@@ -87,14 +87,13 @@ def handle(
     """Apply an agent's mail to its ticket; returns the outcome reason and mails queued."""
     proven = proof(app, msg, ticket)
     if not proven:
-        return _refuse_forgery(app, session, ticket, msg, inbound_id, now), 1
+        return _refuse_forgery(app, session, ticket, msg, inbound_id, now)
     ticket = surviving(session, ticket)
     outcome = Outcome()
     unknown = [c for c in msg.commands if c.name not in KNOWN]
     if unknown:
         outcome.refused += [f"unknown command {c.line!r}" for c in unknown]
         outcome.refused.append("nothing was changed or sent; correct the command and resend")
-        _summary(app, session, ticket, msg.from_addr, outcome, now)
         add_event(
             ticket,
             actor=msg.from_addr,
@@ -103,7 +102,7 @@ def handle(
             reason="unknown command",
             commands=[c.line for c in unknown],
         )
-        return "unknown command", 1
+        return "unknown command", _summary(app, session, ticket, msg.from_addr, outcome, now)
     text = without_commands(msg.new_text, msg.commands).strip()
     note = any(c.name == "note" for c in msg.commands)
     status_given = False
@@ -132,8 +131,8 @@ def handle(
         refused=outcome.refused,
         inbound=inbound_id,
     )
-    _summary(app, session, ticket, msg.from_addr, outcome, now)
-    return "; ".join(outcome.done) or "no change", queued + 1
+    queued += _summary(app, session, ticket, msg.from_addr, outcome, now)
+    return "; ".join(outcome.done) or "no change", queued
 
 
 def _apply(
@@ -263,14 +262,17 @@ def _note(
     colleagues = {c for c in colleagues if c and c in app.settings.agent_addresses} - {
         msg.from_addr
     }
-    for colleague in sorted(colleagues):
+    return sum(
         queue_agent_notification(app, session, ticket, colleague, "internal note", note, now)
-    return len(colleagues)
+        for colleague in sorted(colleagues)
+    )
 
 
 def _refuse_forgery(
     app: App, session: Session, ticket: Ticket, msg: InboundMessage, inbound_id: int, now: datetime
-) -> str:
+) -> tuple[str, int]:
+    """Record the forged mail and warn the real agent, at most
+    `notify.forgery_notices_per_agent_per_hour` times: a forger must not flood the agent."""
     log.warning(
         "unproven mail from an agent address",
         extra={"ticket": ticket.number, "from": msg.from_addr, "message_id": msg.message_id},
@@ -283,7 +285,7 @@ def _refuse_forgery(
         inbound=inbound_id,
         reason="agent address without proof: nothing executed or relayed",
     )
-    queue_notice(
+    warned = queue_notice(
         app,
         session,
         ticket,
@@ -294,17 +296,21 @@ def _refuse_forgery(
         "text was not sent to the customer. If you sent it, answer from the notification "
         "postdesk sent you (its Reply-To carries your token).",
         now,
+        kind="forgery_notice",
+        per_hour=app.settings.notify.forgery_notices_per_agent_per_hour,
     )
-    return "unproven agent mail: refused"
+    return "unproven agent mail: refused", int(warned)
 
 
 def _summary(
     app: App, session: Session, ticket: Ticket, agent: str, outcome: Outcome, now: datetime
-) -> None:
+) -> int:
     lines = [f"Ticket #{ticket.number} is now {ticket.status}."]
     lines += [f"done: {d}" for d in outcome.done]
     lines += [f"REFUSED: {r}" for r in outcome.refused]
-    queue_notice(app, session, ticket, agent, "your mail was applied", "\n".join(lines), now)
+    return int(
+        queue_notice(app, session, ticket, agent, "your mail was applied", "\n".join(lines), now)
+    )
 
 
 def _agent_name(app: App, address: str) -> str:

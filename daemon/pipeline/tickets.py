@@ -139,9 +139,10 @@ def notify_agents(
 ) -> int:
     """The assignee, else the queue's members, hear of the customer's mail."""
     agents_to_tell = [ticket.assignee] if ticket.assignee else app.settings.members_of(ticket.queue)
-    for agent in agents_to_tell:
+    return sum(
         queue_agent_notification(app, session, ticket, agent, event, message, now)
-    return len(agents_to_tell)
+        for agent in agents_to_tell
+    )
 
 
 def _copied(msg: InboundMessage) -> list[str]:

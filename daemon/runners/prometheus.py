@@ -19,7 +19,12 @@ from postdesk.config.errors import ConfigError
 from postdesk.config.schema import parse_host_port
 from postdesk.daemon import clock
 from postdesk.daemon.app import App
-from postdesk.daemon.counters import AUTOREPLY_DECISIONS, INGESTED, SWEEP_SECONDS
+from postdesk.daemon.counters import (
+    AUTOREPLY_DECISIONS,
+    CONNECTIONS_REFUSED,
+    INGESTED,
+    SWEEP_SECONDS,
+)
 from postdesk.store import gauges
 from postdesk.store.inbound import counts as inbound_counts
 from postdesk.store.mailboxes import health as mailbox_health
@@ -113,6 +118,7 @@ def start(app: App, listen: str) -> WSGIServer:
     registry.register(INGESTED)
     registry.register(AUTOREPLY_DECISIONS)
     registry.register(SWEEP_SECONDS)
+    registry.register(CONNECTIONS_REFUSED)
     registry.register(StoreCollector(app))
     try:
         host, port = parse_host_port(listen)

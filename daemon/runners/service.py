@@ -91,13 +91,16 @@ class Service:
 
     async def _start_listeners(self) -> list[asyncio.Server]:
         listen = self.app.settings.listen
+        connections = listener.Connections(self.app)
         servers = []
         for protocol, address in (("smtp", listen.smtp), ("lmtp", listen.lmtp)):
             if address:
                 host, port = parse_host_port(address)
                 try:
                     servers.append(
-                        await listener.start(self.app, protocol, host, port, self.wake_sender)
+                        await listener.start(
+                            self.app, protocol, host, port, self.wake_sender, connections
+                        )
                     )
                 except OSError as exc:
                     raise ConfigError(

@@ -95,7 +95,7 @@ def quoted(notification: EmailMessage, style: str) -> str:
 def start(app: App, **kwargs: Any) -> EmailMessage:
     source = mail(**kwargs)
     assert ingest(app, source.as_bytes(), "smtp", NOW).outcome == "ticket_created"
-    (notice,) = sent(app, "notice", ANNA)
+    (notice,) = sent(app, "agent_notification", ANNA)
     return notice
 
 
@@ -127,7 +127,7 @@ def test_full_conversation(desk: App) -> None:
     customer = mail(subject="Re: [#1] Printer is on fire", body="It works now, thank you!")
     assert ingest(desk, customer.as_bytes(), "smtp", NOW + timedelta(hours=1)).outcome == "appended"
     assert ticket(desk)["status"] == "open"
-    latest = sent(desk, "notice", ANNA)[-1]
+    latest = sent(desk, "agent_notification", ANNA)[-1]
     assert "customer reply" in latest["Subject"] and "It works now" in latest.get_content()
 
     closing = reply_as_agent(
@@ -190,7 +190,7 @@ def test_cc_command_copies_the_next_answers(desk: App) -> None:
 def test_assignment_notifies_the_new_assignee(desk: App) -> None:
     notice = start(desk)
     ingest(desk, reply_as_agent(notice, "#assign boris"), "smtp", NOW)
-    (assigned,) = sent(desk, "notice", BORIS)
+    (assigned,) = sent(desk, "agent_notification", BORIS)
     assert "assigned to you" in assigned["Subject"]
     assert str(assigned["Reply-To"]) != str(notice["Reply-To"])  # Boris gets his own token
 
@@ -246,7 +246,7 @@ def test_moving_to_a_queue_tells_its_members_and_a_higher_line_is_an_escalation(
     try:
         notice = start(app)
         ingest(app, reply_as_agent(notice, "#queue experts"), "smtp", NOW)
-        (moved,) = sent(app, "notice", BORIS)
+        (moved,) = sent(app, "agent_notification", BORIS)
         assert "moved to your queue" in moved["Subject"]
         assert "the printer in room 4 is on fire" in moved.get_content()
         events = [e for e in ticket(app)["events"] if e["type"] == "escalated"]
@@ -288,7 +288,7 @@ def test_note_stays_internal_and_reaches_the_other_agents(desk: App) -> None:
     assert sent(desk, "agent_reply") == []
     notes = [m for m in ticket(desk)["messages"] if m["kind"] == "note"]
     assert [n["body"] for n in notes] == ["Customer is on the VIP plan."]
-    copies = [m for m in sent(desk, "notice", BORIS) if "internal note" in m["Subject"]]
+    copies = [m for m in sent(desk, "agent_notification", BORIS) if "internal note" in m["Subject"]]
     assert "Customer is on the VIP plan." in copies[0].get_content()
 
 
@@ -306,7 +306,7 @@ def test_attachments_travel_both_ways(desk: App) -> None:
         b"%PDF-1.4 photo", maintype="application", subtype="pdf", filename="photo.pdf"
     )
     ingest(desk, customer.as_bytes(), "smtp", NOW)
-    (notice,) = sent(desk, "notice", ANNA)
+    (notice,) = sent(desk, "agent_notification", ANNA)
     names = [p.get_filename() for p in notice.iter_attachments()]
     assert names == ["photo.pdf"]
     answer = EmailMessage()
@@ -336,7 +336,7 @@ def test_forged_agent_mail_is_refused_and_the_agent_told(desk: App) -> None:
     state = ticket(desk)
     assert state["status"] == "new"
     assert any(e["type"] == "security" for e in state["events"])
-    warning = sent(desk, "notice", ANNA)[-1]
+    warning = sent(desk, "forgery_notice", ANNA)[-1]
     assert "was not accepted" in warning["Subject"]
 
 
@@ -404,7 +404,7 @@ def test_merge_moves_a_duplicate_into_the_original(desk: App) -> None:
     start(desk)
     duplicate = mail(subject="Printer STILL on fire", body="Did you get my mail?", cc="boss@x.org")
     assert ingest(desk, duplicate.as_bytes(), "smtp", NOW).ticket_number == 2
-    second = sent(desk, "notice", ANNA)[-1]
+    second = sent(desk, "agent_notification", ANNA)[-1]
     before = len(sent(desk, "autoreply"))
     ingest(desk, reply_as_agent(second, "#merge 1"), "smtp", NOW + timedelta(minutes=5))
     merged, original = ticket(desk, 2), ticket(desk, 1)

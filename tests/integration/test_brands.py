@@ -77,7 +77,7 @@ def test_every_mail_of_a_ticket_speaks_from_its_brand(
     assert str(ack1["From"]) == "support@example.com"
     assert addr(ack1, "Reply-To").endswith("@example.com")
 
-    notice = next(n for n in sent(app, "notice") if "[#1]" in str(n["Subject"]))
+    notice = next(n for n in sent(app, "agent_notification") if "[#1]" in str(n["Subject"]))
     assert addr(notice, "Reply-To").startswith("help+a") and addr(notice, "Reply-To").endswith(
         "@brand2.example"
     )
