@@ -20,10 +20,11 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def load(path: Path | str | None = None) -> Settings:
-    """Load the named file, else $POSTDESK_CONFIG, else the embedded default."""
+    """Load the named file, else $POSTDESK_CONFIG, else the embedded default (which alone uses
+    the example rules: a config of one's own names its rules or has none)."""
     chosen = path or os.environ.get(ENV_CONFIG)
     if not chosen:
-        return Settings()
+        return Settings(rules=EXAMPLE_DIR / "rules.yaml")
     file = Path(chosen)
     data = load_yaml(file)
     if data is None:

@@ -14,7 +14,7 @@ from postdesk.store.schema import upgrade
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    app = open_app(args)
+    app = open_app(args, schema=False)
     playbook = app.playbook
     problems = [*playbook.templates.check()]
     for brand in playbook.brand_templates.values():
@@ -29,7 +29,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    before, after = upgrade(open_app(args).db)
+    before, after = upgrade(open_app(args, schema=False).db)
     print(f"database schema: {before or 'empty'} -> {after}")
     return EX_OK
 
