@@ -76,7 +76,7 @@ class BlobStore:
     def get(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
 
-    def keys(self) -> Iterator[str]:
+    def stored(self) -> Iterator[str]:
         """Every stored key; temporary files of writes in progress are not keys."""
         for path in self.root.glob(f"??/*{self.suffix}"):
             key = path.name.removesuffix(self.suffix)

@@ -29,7 +29,7 @@ def recover(app: App) -> Iterator[tuple[str, IngestResult | None]]:
     """Ingest every raw file without a row, as of the time it reached the disk; None for one
     that failed (logged; its file stays for the next start), so one bad file never keeps the
     others, nor the daemon, from starting."""
-    keys = app.raw.keys()
+    keys = app.raw.stored()
     while batch := set(islice(keys, BATCH)):
         with app.db.transaction() as session:
             missing = sorted(batch - known(session, batch))
