@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("upgrade", "setup:cmd_db_upgrade", "apply migrations", dsub)
     p = add("init", "setup:cmd_init", "write a commented starter configuration")
     p.add_argument("dir")
+    p.add_argument(
+        "--data-dir",
+        metavar="PATH",
+        help="where the data goes (e.g. /var/lib/postdesk); default: DIR/data",
+    )
     return parser
 
 

@@ -40,7 +40,8 @@ def test_embedded_default_without_any_file(monkeypatch: pytest.MonkeyPatch) -> N
 def test_example_config_loads_with_paths_relative_to_its_folder() -> None:
     settings = load(EXAMPLE_DIR / "config.yaml")
     assert settings.data_dir == EXAMPLE_DIR / "data"
-    assert settings.database == f"sqlite:///{EXAMPLE_DIR / 'data' / 'postdesk.db'}"
+    assert settings.database_url == f"sqlite:///{EXAMPLE_DIR / 'data' / 'postdesk.db'}"
+    assert settings.env_file == EXAMPLE_DIR / "postdesk.env"
     assert settings.rules == EXAMPLE_DIR / "rules.yaml"
     assert settings.sla["urgent"].first_response == timedelta(minutes=30)
 
