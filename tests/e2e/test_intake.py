@@ -136,6 +136,9 @@ def test_ingest_exits_75_for_every_failure_an_admin_can_fix(
 
     rules.write_text("rules: []\n")
     fixed = write_config(rules=str(rules))
+    bug = postdesk(fixed, "ingest", str(tmp_path))  # a folder where a file should be
+    assert bug.returncode == 75
+    assert b"unexpected error" in bug.stderr and b"IsADirectoryError" in bug.stderr
     done = postdesk(fixed, "ingest", stdin=message)
     assert done.returncode == 0, done.stderr.decode()
     assert json.loads(done.stdout)["outcome"] == "ticket_created"
