@@ -35,6 +35,11 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+STARTER_FILES = ("config.yaml", "rules.yaml", "postdesk.env")
+SECRETS_FILE = "postdesk.env"
+DATA_DIR_LINE = re.compile(r"^data_dir: data *", re.MULTILINE)
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     """The example configuration, with ``data_dir`` made absolute when ``--data-dir`` is given
     (a service keeps its data under /var/lib, not beside its read-only configuration). The
@@ -59,12 +64,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-STARTER_FILES = ("config.yaml", "rules.yaml", "postdesk.env")
-SECRETS_FILE = "postdesk.env"
-DATA_DIR_LINE = re.compile(r"^data_dir: data\b", re.MULTILINE)
-
-
 def _with_data_dir(text: str, data_dir: Path) -> str:
-    text, found = DATA_DIR_LINE.subn(f"data_dir: {data_dir}", text)
+    """The example's one ``data_dir`` line with another folder, its comment kept."""
+    text, found = DATA_DIR_LINE.subn(f"data_dir: {data_dir}  ", text)
     assert found == 1, "the example config.yaml has one `data_dir: data` line"
     return text

@@ -8,6 +8,9 @@ import hashlib
 import json
 import smtplib
 import sqlite3
+import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -167,3 +170,23 @@ def test_commands_on_a_database_without_schema_say_upgrade_and_exit_78(
         assert b"Traceback" not in done.stderr
     assert postdesk(config, "db", "upgrade").returncode == 0
     assert postdesk(config, "tickets", "list").returncode == 0
+
+
+def test_init_for_a_service_puts_the_data_outside_the_config(tmp_path: Path) -> None:
+    etc, data = tmp_path / "etc", tmp_path / "var-lib"
+    done = subprocess.run(
+        [sys.executable, "-m", "postdesk.daemon.cli", "init", str(etc), "--data-dir", str(data)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    config = etc / "config.yaml"
+    assert f"data_dir: {data}  # database" in config.read_text()
+    secrets = etc / "postdesk.env"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o640
+    assert secrets.stat().st_gid == etc.stat().st_gid
+    checked = postdesk(config, "check-config")
+    assert checked.returncode == 0, checked.stderr.decode()
+    assert f"sqlite:///{data}/postdesk.db".encode() in checked.stdout
+    assert postdesk(config, "ingest", stdin=mail().as_bytes()).returncode == 0
+    assert (data / "postdesk.db").exists() and not (etc / "data").exists()

@@ -105,7 +105,7 @@ def test_suppression_is_one_upsert_and_the_later_end_wins(app: Any) -> None:
 
 
 def test_a_config_without_rules_has_none(open_app: Any) -> None:
-    app = open_app(queues=[{"name": "support"}, {"name": "sales"}])
+    app = open_app(queues=[{"name": "support"}, {"name": "sales"}], rules=None)
     assert app.playbook.rules.rules == ()
     ingest(app, mail(subject="Invoice refund please").as_bytes(), "smtp", NOW)
     with app.db.transaction() as session:
