@@ -69,6 +69,13 @@ def start_postfix() -> Iterator[Callable[..., Postfix]]:
         server.stop()
 
 
+def envelope_recipients(database: Path) -> list[Any]:
+    """Read-only, so that root creates no file in a database another user writes."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT envelope_to FROM inbound ORDER BY id").fetchall()
+    return [json.loads(value) for (value,) in rows]
+
+
 def send(postfix: Postfix, message: Any) -> None:
     with smtplib.SMTP("127.0.0.1", postfix.port) as client:
         client.send_message(message)
@@ -79,6 +86,7 @@ def test_postfix_delivers_over_lmtp_to_the_daemon(
     start_daemon: Callable[[Path], Daemon],
     smtp_sink: tuple[Sink, int],
     start_postfix: Callable[..., Postfix],
+    tmp_path: Path,
 ) -> None:
     sink, sink_port = smtp_sink
     lmtp = free_port()
@@ -99,6 +107,7 @@ def test_postfix_delivers_over_lmtp_to_the_daemon(
     assert "[#1]" in ack["Subject"] and ack["In-Reply-To"] == customer["Message-ID"]
     (ticket,) = tickets(config)
     assert ticket["subject"] == "Printer is on fire"
+    assert envelope_recipients(tmp_path / "data" / "postdesk.db") == [["support@example.com"]]
 
 
 def test_postfix_pipe_defers_on_broken_rules_and_delivers_once_fixed(
@@ -177,7 +186,5 @@ def _pipe_delivery(
     )
     subjects = sorted(t["subject"] for t in json.loads(listed.stdout))
     assert subjects == ["First, with good rules", "Second, while the rules are broken"]
-    database = f"file:{home / 'data' / 'postdesk.db'}?mode=ro"
-    with sqlite3.connect(database, uri=True) as conn:
-        recipients = [json.loads(r) for (r,) in conn.execute("SELECT envelope_to FROM inbound")]
+    recipients = envelope_recipients(home / "data" / "postdesk.db")
     assert recipients == [["support@example.com"], ["support@example.com"]]
