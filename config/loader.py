@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Sequence
 from difflib import get_close_matches
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar, get_args
 
 import yaml
+from dotenv import dotenv_values
 from pydantic import BaseModel, ValidationError
 
 from postdesk.config.errors import ConfigError
@@ -20,18 +22,33 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def load(path: Path | str | None = None) -> Settings:
-    """Load the named file, else $POSTDESK_CONFIG, else the embedded default."""
+    """Load the named file, else $POSTDESK_CONFIG, else the embedded default (which alone uses
+    the example rules: a config of one's own names its rules or has none)."""
     chosen = path or os.environ.get(ENV_CONFIG)
     if not chosen:
-        return Settings()
+        return Settings(rules=EXAMPLE_DIR / "rules.yaml")
     file = Path(chosen)
     data = load_yaml(file)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{file}:1: the configuration must be a mapping of keys")
-    settings = validate_yaml(Settings, file, data)
-    return _resolve_paths(settings, file.parent)
+    settings = _resolve_paths(validate_yaml(Settings, file, data), file.parent)
+    if settings.env_file:
+        load_env_file(settings.env_file)
+    return settings
+
+
+def load_env_file(path: Path) -> None:
+    """Secrets for ``password_env``, from the file systemd's unit reads too: the MTA's pipe
+    and commands run by hand get no unit environment. Variables already set win."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}:0: cannot read: {exc.strerror or exc}") from exc
+    for name, value in dotenv_values(stream=io.StringIO(text)).items():
+        if value is not None:
+            os.environ.setdefault(name, value)
 
 
 def load_yaml(file: Path) -> Any:
@@ -171,6 +188,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "data_dir": data_dir,
             "database": database,
             "secret_file": fix(settings.secret_file) or settings.secret_file,
+            "env_file": fix(settings.env_file) or settings.env_file,
             "rules": fix(settings.rules) or settings.rules,
             "templates": fix(settings.templates) or settings.templates,
             "brands": {

@@ -280,6 +280,8 @@ class Settings(Strict):
     database: str = ""
     data_dir: Path = Path("postdesk-data")
     secret_file: Path | None = None
+    env_file: Path | None = None
+    """NAME=value lines loaded into the environment before any secret is read."""
     support_addresses: list[str] = ["support@localhost"]
     """Each entry of config.yaml is an address or a brand; here, the addresses alone."""
     brands: dict[str, Brand] = {}

@@ -12,12 +12,13 @@ from pathlib import Path
 from postdesk.autoreplies.calendar import Calendar
 from postdesk.autoreplies.render import Templates
 from postdesk.config.errors import ConfigError
-from postdesk.config.loader import EXAMPLE_DIR, load
+from postdesk.config.loader import load
 from postdesk.config.schema import Settings
 from postdesk.parsers.model import ParseContext
 from postdesk.parsers.references import base_address
-from postdesk.rules.loader import load_rules
+from postdesk.rules.loader import load_rules, no_rules
 from postdesk.rules.model import RuleSet
+from postdesk.rules.schema import Defaults
 from postdesk.store.blobs import BlobStore
 from postdesk.store.db import Database
 from postdesk.store.models import Ticket
@@ -60,18 +61,21 @@ class Playbook:
 
 
 def load_playbook(settings: Settings) -> Playbook:
-    rules_path = settings.rules or EXAMPLE_DIR / "rules.yaml"
     templates = Templates(settings.templates)
     calendars = {"": Calendar.from_settings(settings.business_hours)}
     for queue in settings.queues:
         hours = settings.business_hours_for(queue.name)
         if hours != settings.business_hours:
             calendars[queue.name] = Calendar.from_settings(hours)
-    rules = load_rules(
-        rules_path,
-        queues={q.name for q in settings.queues},
-        templates=templates.names(),
-        agents=set(settings.agent_addresses),
+    rules = (
+        load_rules(
+            settings.rules,
+            queues={q.name for q in settings.queues},
+            templates=templates.names(),
+            agents=set(settings.agent_addresses),
+        )
+        if settings.rules
+        else no_rules(settings.queues[0].name if settings.queues else Defaults().queue)
     )
     brand_templates = {
         address: Templates(brand.templates, settings.templates)
@@ -114,9 +118,11 @@ class App:
         self.settings = settings
         self.playbook = playbook
         self.own_addresses = frozenset(settings.support_addresses)
-        log.info("configuration reloaded", extra={"rules": str(playbook.rules.source)})
+        log.info("configuration reloaded", extra={"rules": str(playbook.rules.source or "(none)")})
 
-    def parse_context(self, *, keep_attachments: bool = True) -> ParseContext:
+    def parse_context(
+        self, *, keep_attachments: bool = True, envelope_to: tuple[str, ...] = ()
+    ) -> ParseContext:
         return ParseContext(
             own_addresses=self.own_addresses,
             agent_addresses=self.settings.agent_addresses,
@@ -124,6 +130,7 @@ class App:
             loop_marker=self.loop_marker,
             store_blob=self.blobs.put if keep_attachments else None,
             max_attachment_bytes=self.settings.limits.max_attachment_bytes,
+            envelope_to=envelope_to,
         )
 
     def later(self, queue: str, start: datetime, duration: timedelta, business: bool) -> datetime:
@@ -140,7 +147,8 @@ class App:
         """Modification times of every file a reload reads (missing files count too)."""
         settings = self.settings
         paths = [Path(self.config_path)] if self.config_path else []
-        paths.append(settings.rules or EXAMPLE_DIR / "rules.yaml")
+        if settings.rules:
+            paths.append(settings.rules)
         if settings.templates and settings.templates.is_dir():
             paths.extend(sorted(settings.templates.iterdir()))
         found = {}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from postdesk.config.errors import BadData
 from postdesk.parsers import mime
 from postdesk.parsers.classify import bounced_recipients, classify
 from postdesk.parsers.commands import commands
-from postdesk.parsers.model import InboundMessage, Kind, ParseContext
+from postdesk.parsers.model import Attachment, InboundMessage, Kind, ParseContext
 from postdesk.parsers.quotes import new_part, split_reply
 from postdesk.parsers.references import (
     agent_tokens,
@@ -44,6 +45,7 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
     recipients = [a for _, a in mime.addresses(message, "to", parsed.defects)]
     cc = [a for _, a in mime.addresses(message, "cc", parsed.defects)]
     delivered = [a for _, a in mime.addresses(message, "delivered-to", parsed.defects)]
+    original_to = [a for _, a in mime.addresses(message, "x-original-to", parsed.defects)]
     surveyed = survey_tokens([*recipients, *cc, *delivered])
     if surveyed and kind == Kind.CUSTOMER:
         kind, reason = Kind.SURVEY_ANSWER, "answer to a satisfaction survey"
@@ -94,7 +96,29 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
         ),
         defects=tuple(parsed.defects),
         size=len(raw),
+        content_sha256=_content_digest(subject, parsed.text, parsed.html, parsed.attachments),
+        envelope_to=tuple(
+            dict.fromkeys(a.lower() for a in ctx.envelope_to or [*delivered, *original_to])
+        ),
     )
+
+
+def _content_digest(
+    subject: str, text: str, html: str | None, attachments: Sequence[Attachment]
+) -> str:
+    """The hash of what a message says, the same for every copy of it.
+
+    Relays add trace fields and may re-encode the body (quoted-printable, base64, line ends,
+    trailing blanks), so the raw bytes of a copy delivered again differ; its decoded subject,
+    text, HTML and attachment contents do not.
+    """
+    digest = hashlib.sha256()
+    for part in (subject, text, html or ""):
+        lines = (line.rstrip() for line in part.splitlines())
+        digest.update("\n".join(lines).strip().encode("utf-8", "surrogatepass") + b"\0")
+    for attachment in attachments:
+        digest.update(attachment.sha256.encode("ascii") + b"\0")
+    return digest.hexdigest()
 
 
 def _mime_broken(defects: list[str]) -> bool:

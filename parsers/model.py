@@ -57,6 +57,8 @@ class ParseContext:
     store_blob: StoreBlob | None = None
     """Receives each attachment to keep; None keeps nothing."""
     max_attachment_bytes: int = 25 * 1024 * 1024
+    envelope_to: tuple[str, ...] = ()
+    """The envelope recipients the delivery named (RCPT TO, ``ingest --recipient``), if any."""
 
 
 @dataclass(frozen=True)
@@ -102,3 +104,9 @@ class InboundMessage:
     """Every Authentication-Results field, as received (which to trust is the daemon's call)."""
     defects: tuple[str, ...] = field(default=())
     size: int = 0
+    content_sha256: str = ""
+    """Subject, text, HTML and attachments, hashed: what a copy delivered again keeps while
+    its trace fields (Received, Delivered-To, Authentication-Results) and transfer encoding
+    change. The same Message-ID and sender with another content hash is another message."""
+    envelope_to: tuple[str, ...] = ()
+    """Lower-case envelope recipients: the delivery's own, else Delivered-To/X-Original-To."""

@@ -11,7 +11,7 @@ from postdesk.config.errors import ConfigError
 from postdesk.config.loader import line_of, load_yaml, validate_yaml
 from postdesk.rules.matchers import compile_condition
 from postdesk.rules.model import Rule, RuleSet
-from postdesk.rules.schema import FLAGS, NO_REPLY, RulesFile
+from postdesk.rules.schema import FLAGS, NO_REPLY, Defaults, RulesFile
 
 
 def load_rules(
@@ -51,6 +51,12 @@ def load_rules(
     return RuleSet(
         rules=rules, source=path, defaults=spec.defaults, flags=frozenset(used & set(FLAGS))
     )
+
+
+def no_rules(queue: str) -> RuleSet:
+    """A configuration without a `rules` key has no rules: every new ticket goes to its first
+    queue with the default priority and acknowledgement."""
+    return RuleSet(rules=(), source=None, defaults=Defaults(queue=queue), flags=frozenset())
 
 
 def _keys(condition: object) -> set[str]:

@@ -23,7 +23,8 @@ class Rule:
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[Rule, ...]
-    source: Path
+    source: Path | None
+    """None: the configuration names no rules file."""
     defaults: Defaults
     flags: frozenset[str] = frozenset(FLAGS)
     """The context flags some condition looks at: the daemon asks the database only for those."""

@@ -6,7 +6,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from postdesk.config.errors import TemporaryFailure
@@ -75,3 +75,10 @@ class BlobStore:
 
     def get(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
+
+    def stored(self) -> Iterator[str]:
+        """Every stored key; temporary files of writes in progress are not keys."""
+        for path in self.root.glob(f"??/*{self.suffix}"):
+            key = path.name.removesuffix(self.suffix)
+            if SHA256.fullmatch(key):
+                yield key

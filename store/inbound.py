@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
-from postdesk.store.db import insert_values, table_of, update_values
+from postdesk.store.db import dialect_insert, table_of, update_values
 from postdesk.store.models import Inbound
 
 QUARANTINED = "quarantined"
 
 
-def receive(session: Session, **values: Any) -> int:
-    """Insert the row of a received message in the session's transaction; returns its id."""
-    return insert_values(session.connection(), table_of(Inbound), values)
+def receive(session: Session, **values: Any) -> int | None:
+    """Insert the row of a received message in the session's transaction and return its id;
+    None when a row for the same bytes is there already (another process received them in
+    the same moment). That is the one conflict the intake expects; any other violation
+    raises."""
+    conn = session.connection()
+    return conn.execute(_receive(conn.dialect.name), values).scalar()
+
+
+@functools.cache
+def _receive(dialect: str) -> ReturningInsert[int]:
+    insert = dialect_insert(dialect, table_of(Inbound))
+    return insert.on_conflict_do_nothing(index_elements=["sha256"]).returning(Inbound.id)
+
+
+def known(session: Session, sha256s: Collection[str]) -> set[str]:
+    """Which of these raw messages have a row."""
+    found = session.scalars(select(Inbound.sha256).where(Inbound.sha256.in_(sha256s)))
+    return set(found)
 
 
 def settle(session: Session, row_id: int, status: str, reason: str, ticket_id: int | None) -> None:

@@ -63,6 +63,11 @@ class Inbound(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
+    """What a copy delivered again keeps: see ``InboundMessage.content_sha256``; None on rows
+    received before it was recorded."""
+    envelope_to: Mapped[list[str] | None] = mapped_column(JSON)
+    """The envelope recipients (RCPT TO, ``ingest --recipient``), when the delivery named them."""
     from_addr: Mapped[str] = mapped_column(String(320), default="")
     subject: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(40))

@@ -43,18 +43,21 @@ def upgrade(db: Database) -> tuple[str | None, str]:
     return before, head_revision(db)
 
 
-def ensure_current(db: Database) -> None:
-    """A brand-new empty database is created; an old schema stops the daemon with advice."""
+def ensure_current(db: Database, *, create: bool = True) -> None:
+    """Go on only with the schema this postdesk needs; with ``create``, a brand-new empty
+    database gets it (the daemon's and the pipe's first start). Anything else stops with the
+    advice to upgrade, as a ConfigError: the admin's to fix, never a traceback."""
     current = current_revision(db)
     head = head_revision(db)
     if current == head:
         return
     with db.connect() as conn:
         empty = not inspect(conn).get_table_names()
-    if current is None and empty:
+    if create and current is None and empty:
         upgrade(db)
         return
+    found = "has no postdesk schema" if current is None else f"schema is at revision {current}"
     raise ConfigError(
-        f"database schema is at revision {current or 'unknown'} but this postdesk needs {head}: "
+        f"database {found} but this postdesk needs {head}: "
         "run `postdesk db upgrade` (back up the database first)"
     )

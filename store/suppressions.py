@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Insert, Row, bindparam, select
 from sqlalchemy.orm import Session
 
-from postdesk.store.db import run
+from postdesk.store.db import dialect_insert, run, table_of
 from postdesk.store.models import Suppression
 
 ACTIVE = select(Suppression.reason, Suppression.until).where(
@@ -23,12 +24,19 @@ def active(session: Session, address: str, now: datetime) -> Row[tuple[str, date
 
 
 def suppress(session: Session, address: str, reason: str, now: datetime, until: datetime) -> None:
-    """Start or extend a suppression; the later end wins."""
-    row = session.scalar(select(Suppression).where(Suppression.address == address.lower()))
-    if row is None:
-        session.add(
-            Suppression(address=address.lower(), reason=reason, created_at=now, until=until)
-        )
-        return
-    if row.until < until:
-        row.until, row.reason, row.created_at = until, reason, now
+    """Start or extend a suppression; the later end wins.
+
+    One upsert, so two messages that suppress the same address at the same moment (two
+    bounces, two processes) both succeed instead of one failing on the unique address."""
+    conn = session.connection()
+    values = {"address": address.lower(), "reason": reason, "created_at": now, "until": until}
+    conn.execute(_suppress(conn.dialect.name), values)
+
+
+@functools.cache
+def _suppress(dialect: str) -> Insert:
+    insert = dialect_insert(dialect, table_of(Suppression))
+    later = {name: insert.excluded[name] for name in ("reason", "created_at", "until")}
+    return insert.on_conflict_do_update(
+        index_elements=["address"], set_=later, where=Suppression.until < insert.excluded.until
+    )

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
+from postdesk.config.loader import EXAMPLE_DIR
 from tests.helpers import free_port, parse_mail, read_until
 
 PG_ENV = "POSTDESK_TEST_DATABASE_URL"
@@ -60,6 +61,8 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
             "outgoing": {"maildir": str(tmp_path / "sent")},
             "agents": [{"email": "anna@example.com", "name": "Anna", "queues": ["general"]}],
             "queues": [{"name": "general"}, {"name": "ops"}, {"name": "billing"}],
+            # a config without a `rules` key has no rules: the tests route by the example's
+            "rules": str(EXAMPLE_DIR / "rules.yaml"),
             # agent notifications have their own tests; elsewhere they would only add rows
             "notify": {"new_ticket": False, "customer_reply": False},
         }

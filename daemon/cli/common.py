@@ -8,10 +8,16 @@ from collections.abc import Callable
 from typing import Any
 
 from postdesk.daemon.app import App
+from postdesk.store.schema import ensure_current
 
 
-def open_app(args: argparse.Namespace) -> App:
-    return App.open(args.config)
+def open_app(args: argparse.Namespace, *, schema: bool = True) -> App:
+    """The app of ``--config``; with ``schema``, only on a database with the current schema
+    (a command that reads or writes tickets must not meet missing tables halfway)."""
+    app = App.open(args.config)
+    if schema:
+        ensure_current(app.db, create=False)
+    return app
 
 
 def emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> None:

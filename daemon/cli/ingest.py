@@ -1,4 +1,11 @@
-"""`ingest`: what an MTA's pipe calls, one message or many files."""
+"""`ingest`: what an MTA's pipe calls, one message or many files.
+
+The exit code decides whether the MTA keeps or bounces the mail, and Postfix bounces on
+anything but 0 and 75. So once the message is stored (ticket, reply, duplicate, suppressed
+or quarantined) it is 0, and every failure is 75: a broken config or rules file, an
+unwritable data folder, a schema that needs `db upgrade`, an unreachable database, a bug.
+None of those is the customer's fault, and each passes once an admin fixes it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from pathlib import Path
 
 from postdesk.config.errors import PostdeskError
 from postdesk.daemon.cli.common import open_app
-from postdesk.daemon.errors import EX_OK
+from postdesk.daemon.errors import EX_OK, EX_TEMPFAIL
 from postdesk.daemon.pipeline.ingest import ingest
 from postdesk.daemon.runners.sender import deliver_due
 from postdesk.store.schema import ensure_current
@@ -19,13 +26,24 @@ log = logging.getLogger("postdesk.cli")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    try:
+        return _ingest(args)
+    except PostdeskError as exc:
+        print(f"postdesk: {exc}", file=sys.stderr)
+        log.error("message left with the MTA for a retry", extra={"error": str(exc)})
+    except Exception:
+        log.exception("unexpected error; message left with the MTA for a retry")
+    return EX_TEMPFAIL
+
+
+def _ingest(args: argparse.Namespace) -> int:
     """Pipe delivery has no daemon to wake, so it sends what it queued itself, once, at the end."""
-    app = open_app(args)
+    app = open_app(args, schema=False)
     ensure_current(app.db)
     queued = 0
     for name in args.files or ["-"]:
         raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
-        result = ingest(app, raw, "pipe")
+        result = ingest(app, raw, "pipe", envelope_to=tuple(args.recipient))
         queued += result.queued_mail
         print(
             json.dumps(

@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("run", "service:cmd_run", "run the daemon in the foreground")
     p = add("ingest", "ingest:cmd_ingest", "ingest raw messages from files or stdin (MTA pipe)")
     p.add_argument("files", nargs="*", metavar="FILE")
+    p.add_argument(
+        "--recipient",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="envelope recipient (Postfix ${recipient}); may be repeated",
+    )
     p = add(
         "sweep",
         "service:cmd_sweep",
@@ -48,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--now", type=instant, default=None, help="ISO 8601 instant to act as of")
     p = add("send-outbox", "service:cmd_send_outbox", "deliver everything due in the outbox once")
     p.add_argument("--now", type=instant, default=None, help="ISO 8601 instant to act as of")
+    add(
+        "recover",
+        "service:cmd_recover",
+        "ingest raw messages that reached data_dir/raw but not the database (run does it at start)",
+    )
     add("check-config", "setup:cmd_check_config", "validate config, rules and templates")
     p = add("status", "status:cmd_status", "health of database and outbox")
     p.add_argument("--json", action="store_true")
@@ -99,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("upgrade", "setup:cmd_db_upgrade", "apply migrations", dsub)
     p = add("init", "setup:cmd_init", "write a commented starter configuration")
     p.add_argument("dir")
+    p.add_argument(
+        "--data-dir",
+        metavar="PATH",
+        help="where the data goes (e.g. /var/lib/postdesk); default: DIR/data",
+    )
     return parser
 
 

@@ -15,7 +15,7 @@ from postdesk.rules.loader import load_rules
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-    app = open_app(args)
+    app = open_app(args, schema=False)
     msg = parse(Path(args.file).read_bytes(), app.parse_context(keep_attachments=False))
     decision = evaluate(app.playbook.rules, msg, explain=True)
     if args.json:
@@ -26,7 +26,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_replay(args: argparse.Namespace) -> int:
-    app = open_app(args)
+    app = open_app(args, schema=False)
     new = app.playbook.rules
     settings = app.settings
     old = (

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from postdesk.store.schema import upgrade
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    app = open_app(args)
+    app = open_app(args, schema=False)
     playbook = app.playbook
     problems = [*playbook.templates.check()]
     for brand in playbook.brand_templates.values():
@@ -29,21 +30,42 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    before, after = upgrade(open_app(args).db)
+    before, after = upgrade(open_app(args, schema=False).db)
     print(f"database schema: {before or 'empty'} -> {after}")
     return EX_OK
 
 
+STARTER_FILES = ("config.yaml", "rules.yaml", "postdesk.env")
+SECRETS_FILE = "postdesk.env"
+DATA_DIR_LINE = re.compile(r"^data_dir: data *", re.MULTILINE)
+
+
 def cmd_init(args: argparse.Namespace) -> int:
+    """The example configuration, with ``data_dir`` made absolute when ``--data-dir`` is given
+    (a service keeps its data under /var/lib, not beside its read-only configuration). The
+    secrets file is made 0640 and takes the folder's group, so the service user reads it."""
     target = Path(args.dir)
     target.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in ("config.yaml", "rules.yaml"):
+    for name in STARTER_FILES:
         dest = target / name
         if dest.exists():
             print(f"{dest} exists, left as it is", file=sys.stderr)
             continue
-        shutil.copyfile(EXAMPLE_DIR / name, dest)
+        text = (EXAMPLE_DIR / name).read_text(encoding="utf-8")
+        if name == "config.yaml" and args.data_dir:
+            text = _with_data_dir(text, Path(args.data_dir).absolute())
+        dest.write_text(text, encoding="utf-8")
+        if name == SECRETS_FILE:
+            dest.chmod(0o640)
+            os.chown(dest, -1, target.stat().st_gid)
         written.append(str(dest))
     print("\n".join(written) or "nothing written")
     return EX_OK
+
+
+def _with_data_dir(text: str, data_dir: Path) -> str:
+    """The example's one ``data_dir`` line with another folder, its comment kept."""
+    text, found = DATA_DIR_LINE.subn(f"data_dir: {data_dir}  ", text)
+    assert found == 1, "the example config.yaml has one `data_dir: data` line"
+    return text

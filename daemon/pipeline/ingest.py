@@ -1,14 +1,16 @@
 """One raw message through the whole flow, in one transaction: store, parse, thread, rules, reply.
 
 The raw bytes reach disk (fsync) and the database before the caller answers 250 or exits
-0; a second delivery of the same bytes, or of the same Message-ID from the same sender,
-is recognised and changes nothing.
+0; a second delivery of the same bytes, or of the same Message-ID from the same sender with
+the same content, is recognised and changes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, or_, select
@@ -37,25 +39,33 @@ from postdesk.daemon.ticket_state import REOPENABLE
 from postdesk.parsers import parse
 from postdesk.parsers.model import InboundMessage, Kind
 from postdesk.store import inbound as received_rows
-from postdesk.store.db import run
+from postdesk.store.db import first_line, run
 from postdesk.store.models import Inbound, Ticket
 from postdesk.store.tickets import add_event, find_thread
 
 log = logging.getLogger("postdesk.ingest")
 
 
-def ingest(app: App, raw: bytes, source: str, now: datetime | None = None) -> IngestResult:
+def ingest(
+    app: App,
+    raw: bytes,
+    source: str,
+    now: datetime | None = None,
+    envelope_to: tuple[str, ...] = (),
+) -> IngestResult:
     """Store and process one message; TemporaryFailure means nothing was committed.
 
     The raw file is written first (a second write of the same bytes is free), and whether the
     bytes were seen before is asked inside the one transaction that records them, so a
-    message costs one transaction.
+    message costs one transaction. A constraint the database enforces other than the one on
+    the raw bytes is a bug or a race, never a duplicate: it is a temporary failure, so the
+    sender keeps the mail (the raw file stays and is recovered at the next start).
     """
     now = now or clock.now()
     sha256 = hashlib.sha256(raw).hexdigest()
     app.raw.put(raw)
     try:
-        msg = parse(raw, app.parse_context())
+        msg = parse(raw, app.parse_context(envelope_to=envelope_to))
     except BadData as exc:
         return _quarantine(app, sha256, raw, source, str(exc), now)
     except TemporaryFailure:
@@ -63,11 +73,8 @@ def ingest(app: App, raw: bytes, source: str, now: datetime | None = None) -> In
     except Exception as exc:
         log.exception("parser failed", extra={"sha256": sha256})
         return _quarantine(app, sha256, raw, source, f"parser error: {exc!r}", now)
-    try:
-        with app.db.transaction() as session:
-            result = _process(app, session, msg, source, now)
-    except IntegrityError:
-        return IngestResult(DUPLICATE, reason="received concurrently by another process")
+    with _constraints_are_temporary(sha256), app.db.transaction() as session:
+        result = _process(app, session, msg, source, now)
     INGESTED.labels(source, result.outcome).inc()
     log.info(
         "message ingested",
@@ -82,6 +89,18 @@ def ingest(app: App, raw: bytes, source: str, now: datetime | None = None) -> In
     return result
 
 
+CONCURRENT = IngestResult(DUPLICATE, reason="received concurrently by another process")
+
+
+@contextmanager
+def _constraints_are_temporary(sha256: str) -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError as exc:
+        log.exception("constraint violated; message left with its sender", extra={"sha256": sha256})
+        raise TemporaryFailure(f"database constraint violated: {first_line(exc)}") from exc
+
+
 def _known(session: Session, sha256: str) -> bool:
     return session.scalar(select(Inbound.id).where(Inbound.sha256 == sha256)) is not None
 
@@ -89,21 +108,20 @@ def _known(session: Session, sha256: str) -> bool:
 def _quarantine(
     app: App, sha256: str, raw: bytes, source: str, reason: str, now: datetime
 ) -> IngestResult:
-    try:
-        with app.db.transaction() as session:
-            if _known(session, sha256):
-                return SAME_BYTES
-            received_rows.receive(
-                session,
-                sha256=sha256,
-                source=source,
-                size=len(raw),
-                received_at=now,
-                status=QUARANTINED,
-                reason=reason,
-            )
-    except IntegrityError:
-        return IngestResult(DUPLICATE, reason="received concurrently by another process")
+    with _constraints_are_temporary(sha256), app.db.transaction() as session:
+        if _known(session, sha256):
+            return SAME_BYTES
+        row_id = received_rows.receive(
+            session,
+            sha256=sha256,
+            source=source,
+            size=len(raw),
+            received_at=now,
+            status=QUARANTINED,
+            reason=reason,
+        )
+        if row_id is None:
+            return CONCURRENT
     log.warning("message quarantined", extra={"sha256": sha256, "reason": reason})
     return IngestResult(QUARANTINED, reason=reason)
 
@@ -117,6 +135,8 @@ def _process(
     row = {
         "sha256": msg.raw_sha256,
         "message_id": msg.message_id,
+        "content_sha256": msg.content_sha256,
+        "envelope_to": list(msg.envelope_to) or None,
         "from_addr": msg.from_addr,
         "subject": msg.subject[:2000],
         "source": source,
@@ -124,10 +144,14 @@ def _process(
         "received_at": now,
     }
     if original is not None:
-        reason = f"same Message-ID as inbound #{original}"
-        received_rows.receive(session, **row, status=DUPLICATE, reason=reason)
+        reason = f"same Message-ID and content as inbound #{original}"
+        if received_rows.receive(session, **row, status=DUPLICATE, reason=reason) is None:
+            return CONCURRENT
         return IngestResult(DUPLICATE, reason=reason)
-    inbound = Received(received_rows.receive(session, **row, status=""), source)
+    row_id = received_rows.receive(session, **row, status="")
+    if row_id is None:
+        return CONCURRENT
+    inbound = Received(row_id, source)
     thread = find_thread(session, msg, app.settings.agent_addresses)
     if msg.kind == Kind.BOUNCE and msg.token_tickets:
         bounced = session.get(Ticket, msg.token_tickets[0])
@@ -168,7 +192,7 @@ def _process(
     return create(app, session, inbound, msg, thread.related, now)
 
 
-SEEN = select(Inbound.id, Inbound.sha256).where(
+SEEN = select(Inbound.id, Inbound.sha256, Inbound.content_sha256).where(
     or_(
         Inbound.sha256 == bindparam("sha256"),
         and_(
@@ -181,7 +205,9 @@ SEEN = select(Inbound.id, Inbound.sha256).where(
 
 def _seen(session: Session, msg: InboundMessage) -> tuple[bool, int | None]:
     """Whether these exact bytes were received before, else an earlier inbound with the same
-    Message-ID from the same sender (a copy re-encoded on the way), asked in one query."""
+    Message-ID from the same sender and the same content (a copy that relays re-encoded or
+    stamped with other trace fields), asked in one query. A row from before content hashes
+    were recorded (None) counts as the same content, as it did when it was received."""
     rows = run(
         session,
         SEEN,
@@ -189,4 +215,5 @@ def _seen(session: Session, msg: InboundMessage) -> tuple[bool, int | None]:
     ).all()
     if any(row.sha256 == msg.raw_sha256 for row in rows):
         return True, None
-    return False, min((int(row.id) for row in rows), default=None)
+    same = (int(row.id) for row in rows if row.content_sha256 in (None, msg.content_sha256))
+    return False, min(same, default=None)

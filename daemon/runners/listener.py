@@ -45,7 +45,9 @@ class IngestHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         try:
-            result = await asyncio.to_thread(ingest, self.app, raw, self.protocol)
+            result = await asyncio.to_thread(
+                ingest, self.app, raw, self.protocol, envelope_to=tuple(envelope.rcpt_tos)
+            )
         except Exception as exc:
             log.error("message not accepted", extra={"error": str(exc), "peer": session.peer})
             reply = smtp_reply(exc)

@@ -16,6 +16,7 @@ from postdesk.config.errors import ConfigError
 from postdesk.config.schema import parse_host_port
 from postdesk.daemon import clock, counters
 from postdesk.daemon.app import App
+from postdesk.daemon.pipeline.recover import recover
 from postdesk.daemon.runners import imap, listener, prometheus
 from postdesk.daemon.runners.sender import deliver_due
 from postdesk.daemon.sweeps.run import run as run_sweeps
@@ -41,6 +42,10 @@ class Service:
 
     async def run(self) -> None:
         ensure_current(self.app.db)
+        outcomes = [r for _, r in await asyncio.to_thread(list, recover(self.app))]
+        if outcomes:
+            failed = outcomes.count(None)
+            log.info("recovery done", extra={"recovered": len(outcomes) - failed, "failed": failed})
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)

@@ -1,3 +1,4 @@
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def test_embedded_default_without_any_file(monkeypatch: pytest.MonkeyPatch) -> N
 def test_example_config_loads_with_paths_relative_to_its_folder() -> None:
     settings = load(EXAMPLE_DIR / "config.yaml")
     assert settings.data_dir == EXAMPLE_DIR / "data"
-    assert settings.database == f"sqlite:///{EXAMPLE_DIR / 'data' / 'postdesk.db'}"
+    assert settings.database_url == f"sqlite:///{EXAMPLE_DIR / 'data' / 'postdesk.db'}"
+    assert settings.env_file == EXAMPLE_DIR / "postdesk.env"
     assert settings.rules == EXAMPLE_DIR / "rules.yaml"
     assert settings.sla["urgent"].first_response == timedelta(minutes=30)
 
@@ -105,4 +107,25 @@ def test_a_removed_key_says_what_replaces_it(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"config.yaml:2: default_priority: no longer used.*rules"
     ):
+        load(config)
+
+
+def test_env_file_feeds_password_env_and_set_variables_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PD_TEST_SMTP", "")  # recorded, so that teardown removes it again
+    monkeypatch.delenv("PD_TEST_SMTP")
+    monkeypatch.setenv("PD_TEST_IMAP", "from the unit")
+    (tmp_path / "secrets.env").write_text("PD_TEST_SMTP=s3cret\nPD_TEST_IMAP=from the file\n")
+    config = tmp_path / "config.yaml"
+    config.write_text("env_file: secrets.env\n")
+    assert load(config).env_file == tmp_path / "secrets.env"
+    assert os.environ["PD_TEST_SMTP"] == "s3cret"
+    assert os.environ["PD_TEST_IMAP"] == "from the unit"
+
+
+def test_a_missing_env_file_names_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("env_file: nowhere.env\n")
+    with pytest.raises(ConfigError, match=r"nowhere\.env:0: cannot read"):
         load(config)
