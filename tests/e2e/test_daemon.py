@@ -230,8 +230,11 @@ def test_send_outbox_retries_then_delivers_once(
     assert done.returncode == 0
     assert sink.messages == []
     sink.refuse_with = None
-    early = postdesk(config, "send-outbox")
-    assert json.loads(early.stdout) == {"sent": 0, "retried": 0, "failed": 0}
+    early = postdesk(config, "send-outbox")  # a 4xx paused all delivery; nothing is tried
+    assert json.loads(early.stdout) == {"sent": 0, "retried": 0, "failed": 0, "paused": True}
+    status = json.loads(postdesk(config, "status", "--json").stdout)["outbox"]
+    assert status["paused"] and status["queued"] == 1 and status["failed"] == 0
+    assert status["last_relay_error"] == "message refused: 451 4.3.0 try later"
     later = postdesk(config, "send-outbox", "--now", "2100-01-01T00:00:00+00:00")
     assert json.loads(later.stdout)["sent"] == 1
     again = postdesk(config, "send-outbox", "--now", "2100-01-02T00:00:00+00:00")
@@ -250,7 +253,40 @@ def test_permanent_refusal_is_not_retried(
     later = postdesk(config, "send-outbox", "--now", "2100-01-01T00:00:00+00:00")
     assert json.loads(later.stdout)["sent"] == 0
     status = json.loads(postdesk(config, "status", "--json").stdout)
-    assert status["outbox"]["failed"] == 1
+    assert status["outbox"]["failed"] == 1 and not status["outbox"]["paused"]
+    (failed,) = json.loads(postdesk(config, "outbox", "list", "--json").stdout)
+    assert failed["status"] == "failed" and failed["recipients"] == ["ann@example.org"]
+    assert failed["last_error"] == "message refused: 550 5.1.1 no such user"
+    shown = json.loads(postdesk(config, "outbox", "show", str(failed["id"]), "--json").stdout)
+    assert shown["subject"].startswith("[#1]") and shown["ticket"] == 1
+
+
+def test_outbox_retry_brings_failed_mail_back(
+    write_config: Callable[..., Path], smtp_sink: tuple[Sink, int]
+) -> None:
+    sink, port = smtp_sink
+    config = write_config(outgoing={"smtp": {"host": "127.0.0.1", "port": port}})
+    sink.refuse_with = "550 5.1.1 no such user"
+    for n in range(2):
+        assert postdesk(config, "ingest", stdin=mail(subject=f"Q{n}").as_bytes()).returncode == 0
+    sink.refuse_with = None  # the recipient's mailbox exists again
+    first, second = sorted(
+        r["id"] for r in json.loads(postdesk(config, "outbox", "list", "--json").stdout)
+    )
+    assert postdesk(config, "outbox", "retry", "999").returncode == 65
+    assert postdesk(config, "outbox", "retry").returncode == 64
+    one = postdesk(config, "outbox", "retry", str(first))
+    assert one.returncode == 0 and json.loads(one.stdout)["requeued"] == [first]
+    assert json.loads(postdesk(config, "send-outbox").stdout)["sent"] == 1
+    again = postdesk(config, "outbox", "retry", str(first))
+    assert again.returncode == 65 and b"is sent, not failed" in again.stderr
+    rest = postdesk(config, "outbox", "retry", "--failed")
+    assert json.loads(rest.stdout)["requeued"] == [second]
+    assert json.loads(postdesk(config, "send-outbox").stdout)["sent"] == 1
+    assert len(sink.wait_for(2)) == 2
+    listed = json.loads(postdesk(config, "outbox", "list", "--status", "sent", "--json").stdout)
+    assert sorted(r["id"] for r in listed) == [first, second]
+    assert json.loads(postdesk(config, "outbox", "list", "--json").stdout) == []
 
 
 def test_two_desks_pointed_at_each_other_exchange_one_mail_and_stop(
