@@ -141,6 +141,7 @@ class Service:
             except ConfigError as exc:
                 log.error("reload refused, previous configuration stays", extra={"error": str(exc)})
             else:
+                self.wake_sender()  # a fixed relay setting is tried at once
                 await self._rebind()
                 pending = [
                     k for k in RESTART_KEYS if getattr(before, k) != getattr(self.app.settings, k)

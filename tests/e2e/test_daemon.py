@@ -205,6 +205,49 @@ def test_check_config_reports_file_and_line(
     assert f"{bad}:3: listen.smpt: unknown key".encode() in done.stderr
 
 
+def test_check_config_finds_broken_cross_references_and_secrets(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = write_config(
+        agents=[{"email": "anna@example.com", "queues": ["general", "sales"]}],
+        sla={"critical": {"first_response": "1h", "resolution": "1d"}},
+        outgoing={
+            "smtp": {
+                "host": "127.0.0.1",
+                "username": "postdesk",
+                "password_env": "POSTDESK_TEST_UNSET_VARIABLE",
+            }
+        },
+        mailboxes=[
+            {
+                "name": "support",
+                "host": "127.0.0.1",
+                "username": "support@example.com",
+                "password_file": str(tmp_path / "missing.pass"),
+            }
+        ],
+    )
+    done = postdesk(config, "check-config")
+    assert done.returncode == 78
+    lines = config.read_text().splitlines()
+    errors = done.stderr.decode().splitlines()
+
+    def line_with(text: str) -> int:
+        return next(n for n, line in enumerate(lines, 1) if text in line)
+
+    assert errors == [
+        f"{config}:{line_with('- sales')}: agents.0.queues.1: unknown queue 'sales' "
+        "(known: general, ops, billing)",
+        f"{config}:{line_with('critical:')}: sla.critical: unknown priority 'critical' "
+        "(known: low, normal, high, urgent)",
+        f"{config}:{line_with('password_env:')}: outgoing.smtp.password_env: environment "
+        "variable POSTDESK_TEST_UNSET_VARIABLE is not set (run check-config with the "
+        "daemon's environment)",
+        f"{config}:{line_with('password_file:')}: mailboxes.0.password_file: cannot read "
+        f"{tmp_path / 'missing.pass'}: No such file or directory",
+    ]
+
+
 def test_usage_errors_exit_64(write_config: Callable[..., Path]) -> None:
     assert postdesk(write_config(), "no-such-command").returncode == 64
 
