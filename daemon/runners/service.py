@@ -154,32 +154,30 @@ class Service:
             self.notifier.notify("READY=1")
 
     async def _rebind(self) -> None:
-        """Move each listener whose address changed; if the new one cannot be bound, the old
-        address is bound again and the log says so (the MTA retries meanwhile)."""
+        """Move each listener whose address changed. If the new address cannot be bound,
+        the old one is bound again and the log says so; the MTA retries meanwhile."""
         for protocol in LISTENERS:
             wanted = getattr(self.app.settings.listen, protocol)
-            old, server = self.servers.pop(protocol, (None, None))
+            old, server = self.servers.get(protocol, (None, None))
             if wanted == old:
-                if old and server:
-                    self.servers[protocol] = (old, server)
                 continue
             if server is not None:
                 server.close()
+                del self.servers[protocol]
                 log.info("listener closed", extra={"protocol": protocol, "address": old})
-            for address in (wanted, old):
-                if not address:
-                    continue
-                try:
-                    self.servers[protocol] = (address, await self._listen(protocol, address))
-                except OSError as exc:
-                    log.error(
-                        "cannot listen; keeping the previous address"
-                        if address == wanted
-                        else "cannot listen on the previous address either",
-                        extra={"protocol": protocol, "address": address, "error": str(exc)},
-                    )
-                    continue
-                break
+            if wanted and not await self._bind(protocol, wanted) and old:
+                await self._bind(protocol, old)
+
+    async def _bind(self, protocol: str, address: str) -> bool:
+        try:
+            self.servers[protocol] = (address, await self._listen(protocol, address))
+        except OSError as exc:
+            log.error(
+                f"listen.{protocol}: cannot listen; the setting is not applied",
+                extra={"address": address, "error": str(exc)},
+            )
+            return False
+        return True
 
     async def _sender(self) -> None:
         """Woken by every commit that queued mail; the timer only catches retries."""

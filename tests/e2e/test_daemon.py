@@ -152,6 +152,25 @@ def test_sigterm_stops_gracefully_and_sighup_with_broken_rules_keeps_running(
     assert len(tickets(config)) == 1
 
 
+def test_sighup_moves_the_listener_and_names_the_keys_that_need_a_restart(
+    write_config: Callable[..., Path], start_daemon: Callable[[Path], Daemon]
+) -> None:
+    old, new = free_port(), free_port()
+    config = write_config(listen={"smtp": f"127.0.0.1:{old}"}, instance="desk-a")
+    daemon = start_daemon(config)
+    write_config(listen={"smtp": f"127.0.0.1:{new}"}, instance="desk-b")
+    daemon.process.send_signal(signal.SIGHUP)
+    read_until(daemon.process, f"address=127.0.0.1:{new}", daemon.log, timeout=20)
+    read_until(daemon.process, 'only after a restart" keys=instance', daemon.log, timeout=20)
+    with smtplib.SMTP("127.0.0.1", new) as client:
+        client.send_message(mail())
+    with pytest.raises(ConnectionRefusedError):
+        smtplib.SMTP("127.0.0.1", old, timeout=5)
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.process.wait(timeout=30) == 0
+    assert len(tickets(config)) == 1
+
+
 def test_daemon_refuses_an_old_schema(write_config: Callable[..., Path], tmp_path: Path) -> None:
     config = write_config(listen={"smtp": f"127.0.0.1:{free_port()}"})
     assert postdesk(config, "db", "upgrade").returncode == 0
