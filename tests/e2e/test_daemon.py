@@ -212,6 +212,31 @@ def test_quarantine_list_show_release(write_config: Callable[..., Path]) -> None
     assert json.loads(released.stdout)["outcome"] == "quarantined"
 
 
+def test_releasing_a_false_spam_hit_makes_a_ticket_for_good(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "defaults: {queue: general, priority: normal, autoreply: ack}\n"
+        "rules:\n  - name: gambling\n    if: {subject: [casino]}\n    then: {spam: true}\n"
+    )
+    config = write_config(rules=str(rules))
+    message = mail(subject="Refund for the Casino Royale screening").as_bytes()
+    assert json.loads(postdesk(config, "ingest", stdin=message).stdout)["outcome"] == "quarantined"
+    (held,) = json.loads(postdesk(config, "quarantine", "list", "--json").stdout)
+    assert held["reason"] == "spam by rules: gambling"
+    released = postdesk(config, "quarantine", "release", str(held["id"]))
+    assert released.returncode == 0, released.stderr.decode()
+    assert json.loads(released.stdout)["outcome"] == "ticket_created"
+    assert json.loads(postdesk(config, "quarantine", "list", "--json").stdout) == []
+    shown = json.loads(postdesk(config, "tickets", "show", "1", "--json").stdout)
+    (event,) = [e for e in shown["events"] if e["type"] == "spam_released"]
+    assert event["data"]["rules"] == ["gambling"]
+    again = postdesk(config, "ingest", stdin=message)  # the same bytes again: still one ticket
+    assert json.loads(again.stdout)["outcome"] == "duplicate"
+    assert len(tickets(config)) == 1
+
+
 def test_check_config_reports_file_and_line(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
