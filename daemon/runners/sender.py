@@ -122,11 +122,10 @@ class _Run:
         return True
 
     def release(self, mails: list[Queued]) -> None:
-        """The rows claimed but not sent: due again when the pause ends, their try uncounted."""
-        with self.app.db.transaction() as session:
-            state = relay.paused(session, self.transport.name, self.now)
-            at = state.paused_until if state and state.paused_until else self.now
-            outbox.release(session.connection(), [m.row_id for m in mails], at)
+        """The rows claimed but not sent, their try uncounted: due as before, so they go
+        first, in order, as soon as the pause ends (by time or by `outbox retry`)."""
+        with self.app.db.connect() as conn:
+            outbox.release(conn, [m.row_id for m in mails], self.now)
 
     def _pause(self, exc: RelayFault) -> None:
         name = self.transport.name
