@@ -8,12 +8,14 @@ import smtplib
 import sqlite3
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Daemon, Sink
 from tests.helpers import free_port, mail, read_until
@@ -191,6 +193,37 @@ def test_ingest_pipe_writes_acknowledgement_to_maildir(
     sent = list((tmp_path / "sent" / "new").iterdir())
     assert len(sent) == 1
     assert b"[#1]" in sent[0].read_bytes()
+
+
+def test_pipe_fed_mail_and_a_tripped_breaker_show_in_the_daemons_metrics_and_status(
+    write_config: Callable[..., Path], start_daemon: Callable[[Path], Daemon]
+) -> None:
+    """`postdesk ingest` ends before any scrape: the daemon counts its mail from the
+    database. Two acknowledgements an hour are the limit here: the third mail trips it."""
+    metrics_port = free_port()
+    config = write_config(
+        metrics={"listen": f"127.0.0.1:{metrics_port}"},
+        autoreply={"circuit_breaker_per_hour": 2},
+    )
+    for i in range(3):
+        message = mail(sender=f"c{i}@example.org", subject=f"Question {i}").as_bytes()
+        assert postdesk(config, "ingest", stdin=message).returncode == 0
+    start_daemon(config)
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as got:
+        found = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(got.read().decode())
+            for s in family.samples
+        }
+    key = (("source", "pipe"), ("status", "ticket_created"))
+    assert found["postdesk_received_total", key] == 3
+    assert found["postdesk_autoreply_breaker_tripped", ()] == 1
+    assert 3000 < found["postdesk_autoreply_breaker_seconds_left", ()] <= 3600
+    assert found["postdesk_outbox_paused", ()] == 0
+    status = json.loads(postdesk(config, "status", "--json").stdout)
+    total = status["autoreply_breakers"]["total"]
+    assert total["tripped"] and total["automatic_last_hour"] == 2 and total["until"]
+    assert status["inbound_by_source"] == {"pipe": {"ticket_created": 3}}
 
 
 def test_ingest_exits_75_when_database_is_unavailable(write_config: Callable[..., Path]) -> None:
