@@ -38,8 +38,8 @@ def _problems(settings: Settings) -> Iterator[tuple[list[int | str], str]]:
     for priority in settings.sla:
         if priority not in PRIORITIES:
             yield ["sla", priority], _unknown("priority", priority, PRIORITIES)
-    for i, queue in enumerate(settings.queues):
-        for priority in queue.sla or {}:
+    for i, entry in enumerate(settings.queues):
+        for priority in entry.sla or {}:
             if priority not in PRIORITIES:
                 yield ["queues", i, "sla", priority], _unknown("priority", priority, PRIORITIES)
     for i, channel in enumerate(settings.channels):
