@@ -36,8 +36,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             "outbox": {
                 **outbox_summary(session),
                 "oldest_queued": oldest.isoformat() if oldest else None,
-                **relay.view(session, transport_name(app.settings), now),
             },
+            "relay": relay.view(session, transport_name(app.settings), now),
             "autoreply_breakers": breakers(
                 session, now, AUTOMATIC, app.settings.autoreply.circuit_breaker_per_hour
             ),

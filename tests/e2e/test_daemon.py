@@ -352,9 +352,10 @@ def test_send_outbox_retries_then_delivers_once(
     sink.refuse_with = None
     early = postdesk(config, "send-outbox")  # a 4xx paused all delivery; nothing is tried
     assert json.loads(early.stdout) == {"sent": 0, "retried": 0, "failed": 0, "paused": True}
-    status = json.loads(postdesk(config, "status", "--json").stdout)["outbox"]
-    assert status["paused"] and status["queued"] == 1 and status["failed"] == 0
-    assert status["last_relay_error"] == "message refused: 451 4.3.0 try later"
+    status = json.loads(postdesk(config, "status", "--json").stdout)
+    assert status["outbox"]["queued"] == 1 and status["outbox"]["failed"] == 0
+    assert status["relay"]["paused"]
+    assert status["relay"]["last_relay_error"] == "message refused: 451 4.3.0 try later"
     later = postdesk(config, "send-outbox", "--now", "2100-01-01T00:00:00+00:00")
     assert json.loads(later.stdout)["sent"] == 1
     again = postdesk(config, "send-outbox", "--now", "2100-01-02T00:00:00+00:00")
@@ -373,7 +374,7 @@ def test_permanent_refusal_is_not_retried(
     later = postdesk(config, "send-outbox", "--now", "2100-01-01T00:00:00+00:00")
     assert json.loads(later.stdout)["sent"] == 0
     status = json.loads(postdesk(config, "status", "--json").stdout)
-    assert status["outbox"]["failed"] == 1 and not status["outbox"]["paused"]
+    assert status["outbox"]["failed"] == 1 and not status["relay"]["paused"]
     (failed,) = json.loads(postdesk(config, "outbox", "list", "--json").stdout)
     assert failed["status"] == "failed" and failed["recipients"] == ["ann@example.org"]
     assert failed["last_error"] == "message refused: 550 5.1.1 no such user"
@@ -493,6 +494,7 @@ def test_sweep_command_runs_due_work_once(write_config: Callable[..., Path]) -> 
         "sla_breaches": 2,
         "digests": 0,
         "reports": 0,
+        "failed": 0,
     }
     again = json.loads(postdesk(config, "sweep", "--now", later).stdout)
     assert set(again.values()) == {0}
