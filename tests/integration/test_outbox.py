@@ -7,16 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from postdesk.daemon.app import App
 from postdesk.daemon.pipeline.ingest import ingest
 from postdesk.daemon.runners.sender import deliver_due
-from postdesk.store import relay
+from postdesk.store import outbox, relay
 from postdesk.store.models import Outbox
 from postdesk.store.schema import ensure_current
 from tests.conftest import AuthSink, Sink
@@ -163,3 +165,68 @@ def test_maildir_delivery_repeated_after_a_crash_writes_one_file(
     files = list((tmp_path / "sent" / "new").iterdir())
     assert len(files) == 1 and files[0].name.startswith(f"postdesk-outbox-{row.id}-")
     assert statuses(app) == {"sent": 1}
+
+
+class Picky(Sink):
+    """A relay that answers RCPT per address from a table (250 for the rest)."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        super().__init__()
+        self.answers = answers
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        answer = self.answers.get(address, "250 OK")
+        if answer.startswith("250"):
+            envelope.rcpt_tos.append(address)
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("answers", "outcome"),
+    [
+        ({"a@example.org": "550 5.1.1 no such user", "b@example.org": "550 5.1.1 no"}, "failed"),
+        ({"a@example.org": "552 5.2.2 mailbox full", "b@example.org": "550 5.1.1 no"}, "retry"),
+        ({"a@example.org": "450 4.2.1 try later", "b@example.org": "451 4.3.0 later"}, "paused"),
+        ({"a@example.org": "550 5.1.1 no such user"}, "sent"),
+    ],
+    ids=["all-refused", "mailbox-full", "4xx", "one-refused"],
+)
+def test_recipient_answers_decide_between_failing_retrying_and_pausing(
+    open_app: Callable[..., App], answers: dict[str, str], outcome: str
+) -> None:
+    relay_server_port = free_port()
+    sink = Picky(answers)
+    controller = Controller(sink, hostname="127.0.0.1", port=relay_server_port)
+    controller.start()
+    try:
+        app = open_app(outgoing={"smtp": {"host": "127.0.0.1", "port": relay_server_port}})
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "support@example.com", "x", "Hi"
+        message["Message-ID"] = "<n1@example.com>"
+        message.set_content("Hello")
+        with app.db.transaction() as session:
+            outbox.enqueue(
+                session,
+                mail=message,
+                kind="notice",
+                recipients=["a@example.org", "b@example.org"],
+                now=NOW,
+            )
+        stats = deliver_due(app, NOW)
+        with app.db.transaction() as session:
+            row = session.scalars(select(Outbox)).one()
+            status, attempts, error = row.status, row.attempts, row.last_error
+    finally:
+        controller.stop()
+    if outcome == "failed":
+        assert (stats.failed, status) == (1, "failed") and "all recipients refused" in error
+    elif outcome == "retry":  # 552 is temporary for this mail alone: no pause, a try counted
+        assert (stats.retried, stats.paused, status, attempts) == (1, False, "queued", 1)
+    elif outcome == "paused":
+        assert (stats.paused, status, attempts) == (True, "queued", 0)
+    else:  # b@ took it: sent, and what a@ got is noted on the row
+        assert (stats.sent, status) == (1, "sent")
+        assert error == "a@example.org: 550 5.1.1 no such user"
+        assert sink.messages[0][1] == ["b@example.org"]
