@@ -47,14 +47,12 @@ BREAKER = "circuit breaker:"
 """How a tripped sender breaker's suppression reason begins."""
 
 
-def breakers(
+def breaker(
     session: Session, now: datetime, kinds: tuple[str, ...], per_hour: int
 ) -> dict[str, Any]:
-    """The autoreply circuit breakers as they stand, for `postdesk status` and the metrics.
-
-    The total one holds while the automatic mail of the last hour reaches ``per_hour``: until
-    the oldest mail over the limit is an hour old. A sender's holds as its suppression does.
-    """
+    """A circuit breaker on mail of these kinds, as it stands, for `postdesk status` and the
+    metrics: it holds while the last hour's mail reaches ``per_hour``, that is until the
+    oldest mail over the limit is an hour old."""
     window = select(Outbox.created_at).where(
         Outbox.kind.in_(kinds), Outbox.created_at >= now - timedelta(hours=1)
     )
@@ -63,18 +61,22 @@ def breakers(
     if count >= per_hour:
         oldest = session.scalar(window.order_by(Outbox.created_at).offset(count - per_hour))
         until = oldest + timedelta(hours=1) if oldest else None
+    return {
+        "tripped": until is not None,
+        "until": until.isoformat() if until else None,
+        "last_hour": count,
+        "limit_per_hour": per_hour,
+    }
+
+
+def tripped_senders(session: Session, now: datetime) -> dict[str, Any]:
+    """Senders whose own breaker holds (their suppression says so): how many, the latest 20."""
     senders = select(Suppression).where(
         Suppression.reason.startswith(BREAKER), Suppression.until > now
     )
-    tripped = session.scalar(select(func.count()).select_from(senders.subquery())) or 0
+    count = session.scalar(select(func.count()).select_from(senders.subquery())) or 0
     shown = session.scalars(senders.order_by(Suppression.until.desc()).limit(20))
     return {
-        "total": {
-            "tripped": until is not None,
-            "until": until.isoformat() if until else None,
-            "automatic_last_hour": count,
-            "limit_per_hour": per_hour,
-        },
-        "senders_tripped": tripped,
-        "senders": [{"address": s.address, "until": s.until.isoformat()} for s in shown],
+        "count": count,
+        "latest": [{"address": s.address, "until": s.until.isoformat()} for s in shown],
     }

@@ -8,7 +8,7 @@ import json
 from postdesk.daemon import clock
 from postdesk.daemon.cli.common import emit, open_app
 from postdesk.daemon.errors import EX_OK
-from postdesk.daemon.outgoing.compose import AUTOMATIC
+from postdesk.daemon.outgoing.breakers import breakers
 from postdesk.daemon.runners.transports import transport_name
 from postdesk.store import relay
 from postdesk.store.inbound import counts, counts_by_source
@@ -16,7 +16,6 @@ from postdesk.store.mailboxes import health as mailbox_health
 from postdesk.store.outbox import oldest_queued
 from postdesk.store.outbox import summary as outbox_summary
 from postdesk.store.schema import current_revision, head_revision
-from postdesk.store.suppressions import breakers
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -38,9 +37,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "oldest_queued": oldest.isoformat() if oldest else None,
             },
             "relay": relay.view(session, transport_name(app.settings), now),
-            "autoreply_breakers": breakers(
-                session, now, AUTOMATIC, app.settings.autoreply.circuit_breaker_per_hour
-            ),
+            "breakers": breakers(app, session, now),
             "listen": app.settings.listen.model_dump(mode="json"),
             "mailboxes": mailbox_health(session, [m.name for m in app.settings.mailboxes], now),
         }

@@ -27,7 +27,7 @@ from postdesk.daemon.counters import (
     INGESTED,
     SWEEP_SECONDS,
 )
-from postdesk.daemon.outgoing.compose import AUTOMATIC
+from postdesk.daemon.outgoing.breakers import breakers
 from postdesk.daemon.runners.transports import transport_name
 from postdesk.store import gauges, relay
 from postdesk.store.inbound import counts as inbound_counts
@@ -35,7 +35,6 @@ from postdesk.store.inbound import counts_by_source
 from postdesk.store.mailboxes import health as mailbox_health
 from postdesk.store.outbox import oldest_queued
 from postdesk.store.outbox import summary as outbox_summary
-from postdesk.store.suppressions import breakers
 
 
 class StoreCollector(Collector):
@@ -54,9 +53,7 @@ class StoreCollector(Collector):
             inbound = inbound_counts(session)
             received = counts_by_source(session)
             paused = relay.view(session, transport_name(self.app.settings), now)
-            tripped = breakers(
-                session, now, AUTOMATIC, self.app.settings.autoreply.circuit_breaker_per_hour
-            )
+            tripped = breakers(self.app, session, now)
             late = gauges.past_sla(session, now)
             flags = gauges.sla_events(session)
             mailboxes = mailbox_health(session, [m.name for m in self.app.settings.mailboxes], now)
@@ -132,23 +129,29 @@ def _outbox_pause(paused: dict[str, Any], now: datetime) -> Iterator[Metric]:
 
 
 def _breaker_gauges(tripped: dict[str, Any], now: datetime) -> Iterator[Metric]:
-    total = tripped["total"]
-    yield GaugeMetricFamily(
-        "postdesk_autoreply_breaker_tripped",
-        "1 while the circuit breaker on all automatic mail holds",
-        value=1.0 if total["tripped"] else 0.0,
+    """The acknowledgement breaker (automatic mail to customers) and the staff one."""
+    held = GaugeMetricFamily(
+        "postdesk_breaker_tripped",
+        "1 while a circuit breaker holds: acknowledgements (customer) or staff mail",
+        labels=["breaker"],
     )
-    yield GaugeMetricFamily(
-        "postdesk_autoreply_breaker_seconds_left",
-        "Seconds until the circuit breaker on all automatic mail lets mail through again",
-        value=(datetime.fromisoformat(total["until"]) - now).total_seconds()
-        if total["until"]
-        else 0.0,
+    left = GaugeMetricFamily(
+        "postdesk_breaker_seconds_left",
+        "Seconds until a tripped circuit breaker lets mail through again (0 when not tripped)",
+        labels=["breaker"],
     )
+    for name in ("customer", "staff"):
+        state = tripped[name]
+        held.add_metric([name], 1.0 if state["tripped"] else 0.0)
+        until = state["until"]
+        left.add_metric(
+            [name], (datetime.fromisoformat(until) - now).total_seconds() if until else 0.0
+        )
+    yield from (held, left)
     yield GaugeMetricFamily(
-        "postdesk_autoreply_breaker_senders",
-        "Senders whose circuit breaker holds (no automatic mail to them for a day)",
-        value=tripped["senders_tripped"],
+        "postdesk_breaker_senders",
+        "Senders whose own circuit breaker holds (no automatic mail to them for a day)",
+        value=tripped["senders"]["count"],
     )
 
 

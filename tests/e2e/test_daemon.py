@@ -217,12 +217,14 @@ def test_pipe_fed_mail_and_a_tripped_breaker_show_in_the_daemons_metrics_and_sta
         }
     key = (("source", "pipe"), ("status", "ticket_created"))
     assert found["postdesk_received_total", key] == 3
-    assert found["postdesk_autoreply_breaker_tripped", ()] == 1
-    assert 3000 < found["postdesk_autoreply_breaker_seconds_left", ()] <= 3600
+    assert found["postdesk_breaker_tripped", (("breaker", "customer"),)] == 1
+    assert found["postdesk_breaker_tripped", (("breaker", "staff"),)] == 0
+    assert 3000 < found["postdesk_breaker_seconds_left", (("breaker", "customer"),)] <= 3600
     assert found["postdesk_outbox_paused", ()] == 0
     status = json.loads(postdesk(config, "status", "--json").stdout)
-    total = status["autoreply_breakers"]["total"]
-    assert total["tripped"] and total["automatic_last_hour"] == 2 and total["until"]
+    customer = status["breakers"]["customer"]
+    assert customer["tripped"] and customer["last_hour"] == 2 and customer["until"]
+    assert not status["breakers"]["staff"]["tripped"]
     assert status["inbound_by_source"] == {"pipe": {"ticket_created": 3}}
 
 
