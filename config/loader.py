@@ -21,13 +21,18 @@ EXAMPLE_DIR = Path(__file__).parent / "example"
 M = TypeVar("M", bound=BaseModel)
 
 
+def config_file(path: Path | str | None = None) -> Path | None:
+    """The file in force: the named one, else $POSTDESK_CONFIG, else none (embedded default)."""
+    chosen = path or os.environ.get(ENV_CONFIG)
+    return Path(chosen) if chosen else None
+
+
 def load(path: Path | str | None = None) -> Settings:
     """Load the named file, else $POSTDESK_CONFIG, else the embedded default (which alone uses
     the example rules: a config of one's own names its rules or has none)."""
-    chosen = path or os.environ.get(ENV_CONFIG)
-    if not chosen:
+    file = config_file(path)
+    if file is None:
         return Settings(rules=EXAMPLE_DIR / "rules.yaml")
-    file = Path(chosen)
     data = load_yaml(file)
     if data is None:
         data = {}

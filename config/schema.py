@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -282,6 +283,9 @@ class Settings(Strict):
     secret_file: Path | None = None
     env_file: Path | None = None
     """NAME=value lines loaded into the environment before any secret is read."""
+    instance: str = Field(default_factory=socket.gethostname, min_length=1, max_length=100)
+    """This daemon's stable name: a restart under the same name resumes its mailbox leases
+    and outbox claims at once. Two daemons running at once need different names."""
     support_addresses: list[str] = ["support@localhost"]
     """Each entry of config.yaml is an address or a brand; here, the addresses alone."""
     brands: dict[str, Brand] = {}

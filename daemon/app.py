@@ -12,7 +12,7 @@ from pathlib import Path
 from postdesk.autoreplies.calendar import Calendar
 from postdesk.autoreplies.render import Templates
 from postdesk.config.errors import ConfigError
-from postdesk.config.loader import load
+from postdesk.config.loader import config_file, load
 from postdesk.config.schema import Settings
 from postdesk.parsers.model import ParseContext
 from postdesk.parsers.references import base_address
@@ -98,10 +98,11 @@ class App:
 
     @classmethod
     def open(cls, config_path: str | None) -> App:
-        settings = load(config_path)
+        file = config_file(config_path)
+        settings = load(file)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(
-            config_path=config_path,
+            config_path=str(file) if file else None,
             settings=settings,
             db=Database(settings.database_url),
             raw=BlobStore(settings.data_dir / "raw", ".eml"),

@@ -10,30 +10,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from postdesk.store.models import Counter, Ticket
 from postdesk.store.tickets import OPEN_STATES
 
 
-def _claim(session: Session, query: Select[Ticket], limit: int) -> Sequence[Ticket]:
-    return session.scalars(query.limit(limit).with_for_update(skip_locked=True)).all()
+def _claim(session: Session, query: Select[Ticket], now: datetime, limit: int) -> Sequence[Ticket]:
+    """Lock the first due rows; a ticket a sweep failed on waits out its hold."""
+    held = or_(Ticket.sweep_hold_until.is_(None), Ticket.sweep_hold_until <= now)
+    return session.scalars(query.where(held).limit(limit).with_for_update(skip_locked=True)).all()
 
 
 def due_reminders(session: Session, now: datetime, limit: int) -> Sequence[Ticket]:
     query = select(Ticket).where(Ticket.status == "pending", Ticket.next_reminder_at <= now)
-    return _claim(session, query.order_by(Ticket.next_reminder_at), limit)
+    return _claim(session, query.order_by(Ticket.next_reminder_at), now, limit)
 
 
-def due_closures(session: Session, resolved_before: datetime, limit: int) -> Sequence[Ticket]:
+def due_closures(
+    session: Session, now: datetime, resolved_before: datetime, limit: int
+) -> Sequence[Ticket]:
     query = select(Ticket).where(Ticket.status == "resolved", Ticket.resolved_at <= resolved_before)
-    return _claim(session, query.order_by(Ticket.resolved_at), limit)
+    return _claim(session, query.order_by(Ticket.resolved_at), now, limit)
 
 
 def due_sla(session: Session, now: datetime, limit: int) -> Sequence[Ticket]:
     query = select(Ticket).where(Ticket.sla_check_at <= now)
-    return _claim(session, query.order_by(Ticket.sla_check_at), limit)
+    return _claim(session, query.order_by(Ticket.sla_check_at), now, limit)
 
 
 def unassigned(session: Session, created_before: datetime) -> Sequence[Ticket]:

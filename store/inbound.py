@@ -66,6 +66,15 @@ def counts(session: Session) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
+def counts_by_source(session: Session) -> dict[tuple[str, str], int]:
+    """Received messages by (source, status): the one intake count that covers every path,
+    `postdesk ingest` pipes included, whichever process took them (ix_inbound_source)."""
+    query = select(Inbound.source, Inbound.status, func.count()).group_by(
+        Inbound.source, Inbound.status
+    )
+    return {(source, status): n for source, status, n in session.execute(query)}
+
+
 def row_view(row: Inbound) -> dict[str, Any]:
     return {
         "id": row.id,

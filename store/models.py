@@ -60,6 +60,7 @@ class Inbound(Base):
     """Every raw message received, whatever became of it; the bytes live in data_dir/raw."""
 
     __tablename__ = "inbound"
+    __table_args__ = (Index("ix_inbound_source", "source", "status"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     message_id: Mapped[str | None] = mapped_column(String(998), index=True)
@@ -71,6 +72,7 @@ class Inbound(Base):
     from_addr: Mapped[str] = mapped_column(String(320), default="")
     subject: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(40))
+    """smtp, lmtp, pipe, imap:<mailbox>, release: the intake counts by source read it."""
     size: Mapped[int]
     received_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(20), index=True)
@@ -113,6 +115,8 @@ class Ticket(Base):
     brand: Mapped[str | None] = mapped_column(String(320))
     """The support address the ticket came in on: all its mail leaves from there."""
     """Set on a duplicate merged into another ticket: mail that still names it goes there."""
+    sweep_hold_until: Mapped[datetime | None]
+    """Set when a sweep failed on this ticket: no sweep takes it again before then."""
 
     participants: Mapped[list[Participant]] = relationship(
         back_populates="ticket", order_by="Participant.id"
@@ -202,6 +206,8 @@ class Outbox(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    """The sender holding the row until next_attempt_at; None once it is retried or done."""
 
 
 class Suppression(Base):
@@ -213,6 +219,22 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
     until: Mapped[datetime] = mapped_column(index=True)
+
+
+class RelayState(Base):
+    """Whether delivery through a transport is paused after a fault of the relay itself.
+
+    Kept in the database so that every instance and `send-outbox` honour one pause, and a
+    restart does not forget it.
+    """
+
+    __tablename__ = "relay_state"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    """Relay faults in a row: the backoff grows with them; a delivery resets it."""
+    paused_since: Mapped[datetime | None]
+    paused_until: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
 
 
 class MailboxState(Base):

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 
-from sqlalchemy import Select, bindparam, exists, func, select
+from sqlalchemy import Select, bindparam, exists, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 
@@ -48,8 +48,11 @@ def enqueue(
     return row
 
 
-def claim_due(session: Session, now: datetime, lease: timedelta, limit: int = 50) -> list[Outbox]:
-    """Take due rows for ``lease``; another sender skips them, and a crash only delays them.
+def claim_due(
+    session: Session, now: datetime, lease: timedelta, holder: str, limit: int = 50
+) -> list[Outbox]:
+    """Take due rows for ``lease`` in ``holder``'s name; another sender skips them, and a
+    crash only delays them (the holder restarted resumes them at once: `resume_claims`).
 
     A ticket's mail leaves in the order it was queued: a row waits while an earlier one of
     its ticket is still queued (deferred, or claimed by another sender). Rows are taken in
@@ -71,25 +74,81 @@ def claim_due(session: Session, now: datetime, lease: timedelta, limit: int = 50
     for row in rows:
         row.next_attempt_at = now + lease
         row.attempts += 1
+        row.claimed_by = holder
     return rows
+
+
+def resume_claims(session: Session, holder: str, now: datetime) -> int:
+    """Rows this holder claimed before a crash are due again at once; a delivery that went
+    out before the crash is then sent again (SMTP) or found already written (Maildir)."""
+    result = session.execute(
+        update(Outbox)
+        .where(Outbox.status == QUEUED, Outbox.claimed_by == holder)
+        .values(next_attempt_at=now, claimed_by=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # Delivery outcomes change one row by id, each in a short transaction of its own on a plain
 # connection: a mail sent is marked at once, and no ORM session is needed for it.
 
 
-def mark_sent(conn: Connection, row_id: int, now: datetime) -> None:
-    values = {"status": SENT, "sent_at": now, "last_error": "", "content": b""}
-    update_values(conn, table_of(Outbox), row_id, values)
+def mark_sent(conn: Connection, row_id: int, now: datetime, note: str = "") -> None:
+    """``note``: what the relay refused of a partly accepted mail."""
+    values = {"status": SENT, "sent_at": now, "last_error": note, "content": b""}
+    update_values(conn, table_of(Outbox), row_id, {**values, "claimed_by": None})
 
 
 def mark_retry(conn: Connection, row_id: int, error: str, at: datetime) -> None:
-    values = {"next_attempt_at": at, "last_error": error}
+    values = {"next_attempt_at": at, "last_error": error, "claimed_by": None}
     update_values(conn, table_of(Outbox), row_id, values)
 
 
 def mark_failed(conn: Connection, row_id: int, error: str) -> None:
-    update_values(conn, table_of(Outbox), row_id, {"status": FAILED, "last_error": error})
+    values = {"status": FAILED, "last_error": error, "claimed_by": None}
+    update_values(conn, table_of(Outbox), row_id, values)
+
+
+def release(conn: Connection, row_ids: list[int], at: datetime) -> None:
+    """Claimed rows not delivered because the relay failed: their try does not count."""
+    conn.execute(
+        update(Outbox)
+        .where(Outbox.id.in_(row_ids), Outbox.status == QUEUED)
+        .values(next_attempt_at=at, attempts=Outbox.attempts - 1, claimed_by=None)
+    )
+
+
+def retry(session: Session, now: datetime, row_id: int | None = None) -> list[int]:
+    """Failed mail back in the queue, due at once with a fresh count of attempts: one row,
+    or every failed one. Returns the ids requeued."""
+    query = select(Outbox.id).where(Outbox.status == FAILED)
+    if row_id is not None:
+        query = query.where(Outbox.id == row_id)
+    ids = list(session.scalars(query.order_by(Outbox.id)))
+    if ids:
+        session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(ids))
+            .values(status=QUEUED, attempts=0, next_attempt_at=now, claimed_by=None)
+        )
+    return ids
+
+
+def rows(session: Session, statuses: tuple[str, ...], limit: int) -> list[Outbox]:
+    """The newest rows in these states, for `outbox list`."""
+    query = select(Outbox).where(Outbox.status.in_(statuses))
+    return list(session.scalars(query.order_by(Outbox.id.desc()).limit(limit)))
+
+
+def waiting_for(session: Session, row: Outbox) -> int | None:
+    """The earlier queued mail of the same ticket that this one waits for, if any."""
+    if row.ticket_id is None:
+        return None
+    return session.scalar(
+        select(func.min(Outbox.id)).where(
+            Outbox.ticket_id == row.ticket_id, Outbox.status == QUEUED, Outbox.id < row.id
+        )
+    )
 
 
 def count_recent(

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from postdesk.config.loader import EXAMPLE_DIR
 from tests.helpers import free_port, parse_mail, read_until
@@ -127,6 +128,44 @@ def smtp_sink() -> Iterator[tuple[Sink, int]]:
     sink = Sink()
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield sink, port
+    controller.stop()
+
+
+@dataclass
+class AuthSink(Sink):
+    """A relay that wants AUTH: only ``password`` for ``user`` gets in (535 otherwise)."""
+
+    user: str = "postdesk"
+    password: str = "right"
+    refused_logins: int = 0
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        good = isinstance(auth_data, LoginPassword) and (
+            auth_data.login.decode(),
+            auth_data.password.decode(),
+        ) == (self.user, self.password)
+        if not good:
+            self.refused_logins += 1
+        return AuthResult(success=good, handled=False)
+
+
+@pytest.fixture
+def auth_sink() -> Iterator[tuple[AuthSink, int]]:
+    """A relay with AUTH (no TLS, as on loopback): the smart host of a real installation."""
+    sink = AuthSink()
+    port = free_port()
+    controller = Controller(
+        sink,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=sink.authenticate,
+        auth_required=True,
+        auth_require_tls=False,
+    )
     controller.start()
     yield sink, port
     controller.stop()

@@ -58,7 +58,7 @@ def _ingest(args: argparse.Namespace) -> int:
         )
     if queued:
         try:
-            deliver_due(app.db, app.settings)
+            deliver_due(app)
         except PostdeskError as exc:
             log.warning("queued mail left for the daemon", extra={"error": str(exc)})
     return EX_OK

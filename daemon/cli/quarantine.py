@@ -9,6 +9,7 @@ import sys
 from postdesk.daemon.cli.common import emit, open_app
 from postdesk.daemon.errors import EX_DATAERR, EX_OK
 from postdesk.daemon.pipeline.ingest import ingest
+from postdesk.daemon.pipeline.result import RELEASED
 from postdesk.store.inbound import forget_quarantined, get_quarantined, quarantined, row_view
 
 
@@ -60,7 +61,7 @@ def cmd_quarantine_release(args: argparse.Namespace) -> int:
             return EX_DATAERR
         sha256 = row.sha256
         forget_quarantined(session, row)
-    result = ingest(app, app.raw.get(sha256), "release")
+    result = ingest(app, app.raw.get(sha256), RELEASED)
     print(
         json.dumps(
             {"outcome": result.outcome, "ticket": result.ticket_number, "reason": result.reason}

@@ -28,8 +28,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_send_outbox(args: argparse.Namespace) -> int:
     app = open_app(args)
-    stats = deliver_due(app.db, app.settings, args.now or clock.now())
-    print(json.dumps({"sent": stats.sent, "retried": stats.retried, "failed": stats.failed}))
+    print(json.dumps(asdict(deliver_due(app, args.now or clock.now()))))
     return EX_OK
 
 

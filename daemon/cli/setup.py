@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from postdesk.config.loader import EXAMPLE_DIR
+from postdesk.daemon.checks import cross_references
 from postdesk.daemon.cli.common import open_app
 from postdesk.daemon.errors import EX_CONFIG, EX_OK
 from postdesk.store.schema import upgrade
@@ -17,7 +18,8 @@ from postdesk.store.schema import upgrade
 def cmd_check_config(args: argparse.Namespace) -> int:
     app = open_app(args, schema=False)
     playbook = app.playbook
-    problems = [*playbook.templates.check()]
+    config = Path(app.config_path) if app.config_path else None
+    problems = cross_references(app.settings, config) + playbook.templates.check()
     for brand in playbook.brand_templates.values():
         problems += [p for p in brand.check() if p not in problems]
     for problem in problems:

@@ -58,7 +58,11 @@ def _trip_breaker(
     to that address for a day, while the total one holds only as long as the volume does."""
     if breaker == "sender":
         suppressions.suppress(
-            session, ticket.requester, f"circuit breaker: {reason}", now, now + timedelta(days=1)
+            session,
+            ticket.requester,
+            f"{suppressions.BREAKER} {reason}",
+            now,
+            now + timedelta(days=1),
         )
         subject = f"automatic mail stopped for {ticket.requester}"
     else:

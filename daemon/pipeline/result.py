@@ -15,6 +15,11 @@ CREATED, APPENDED, DUPLICATE = "ticket_created", "appended", "duplicate"
 QUARANTINED, SUPPRESSED = "quarantined", "suppressed"
 
 
+RELEASED = "release"
+"""The source of a message released from the quarantine by the admin: the rules' spam
+action is skipped for it, since the release says it is not spam."""
+
+
 @dataclass(frozen=True)
 class IngestResult:
     outcome: str

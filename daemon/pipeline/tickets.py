@@ -15,6 +15,7 @@ from postdesk.daemon.pipeline.result import (
     APPENDED,
     CREATED,
     QUARANTINED,
+    RELEASED,
     IngestResult,
     Received,
     finish,
@@ -44,7 +45,8 @@ def create(
 ) -> IngestResult:
     settings = app.settings
     decision = evaluate(app.playbook.rules, msg, _context(app, session, msg, inbound.source, now))
-    if decision.spam:
+    released = decision.spam and inbound.source == RELEASED
+    if decision.spam and not released:
         return finish(
             session, inbound, QUARANTINED, f"spam by rules: {', '.join(decision.matched)}", None
         )
@@ -79,6 +81,15 @@ def create(
         priority=ticket.priority,
         defects=list(msg.defects),
     )
+    if released:  # the admin released it from the quarantine: a false spam hit
+        add_event(
+            ticket,
+            actor="admin",
+            type="spam_released",
+            now=now,
+            rules=list(decision.matched),
+            inbound=inbound.id,
+        )
     if related is not None:
         add_event(
             ticket, actor="postdesk", type="possibly_related", now=now, related=related.number

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import random
-import secrets
-import socket
 import ssl
 import subprocess
 import threading
@@ -485,13 +482,14 @@ def _describe(error: BaseException | None) -> str:
 
 
 class Gateway:
-    """The pollers of all configured mailboxes, each in its own thread."""
+    """The pollers of all configured mailboxes, each in its own thread. Leases are held in
+    the instance's name, so a restarted instance resumes its mailboxes at once, while
+    another instance waits for them to run out."""
 
     def __init__(self, app: App, on_queued: Callable[[], None], timing: Timing = Timing()) -> None:
         self.stopping = threading.Event()
-        holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.pollers = [
-            Poller(app, mailbox, on_queued, self.stopping, holder, timing)
+            Poller(app, mailbox, on_queued, self.stopping, app.settings.instance, timing)
             for mailbox in app.settings.mailboxes
         ]
         self.threads = [

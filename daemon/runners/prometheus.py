@@ -1,7 +1,9 @@
 """Prometheus metrics on `metrics.listen`.
 
-Ingest counts are kept by this process; everything else is read from the database on each
-scrape, so every instance sharing a database reports the same tickets, outbox and SLA state.
+`postdesk_ingested` counts what this process ingested; everything else is read from the
+database on each scrape, so every instance sharing a database reports the same tickets,
+outbox and SLA state, and `postdesk_received{source,status}` counts the mail that every
+process took, pipe-fed `postdesk ingest` runs included (they end before any scrape).
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from postdesk.daemon.counters import (
     INGESTED,
     SWEEP_SECONDS,
 )
-from postdesk.store import gauges
+from postdesk.daemon.outgoing.breakers import breakers
+from postdesk.daemon.runners.transports import transport_name
+from postdesk.store import gauges, relay
 from postdesk.store.inbound import counts as inbound_counts
+from postdesk.store.inbound import counts_by_source
 from postdesk.store.mailboxes import health as mailbox_health
 from postdesk.store.outbox import oldest_queued
 from postdesk.store.outbox import summary as outbox_summary
@@ -46,6 +51,9 @@ class StoreCollector(Collector):
             outbox = outbox_summary(session)
             oldest = oldest_queued(session)
             inbound = inbound_counts(session)
+            received = counts_by_source(session)
+            paused = relay.view(session, transport_name(self.app.settings), now)
+            tripped = breakers(self.app, session, now)
             late = gauges.past_sla(session, now)
             flags = gauges.sla_events(session)
             mailboxes = mailbox_health(session, [m.name for m in self.app.settings.mailboxes], now)
@@ -74,6 +82,17 @@ class StoreCollector(Collector):
         for status, n in sorted(inbound.items()):
             gauge.add_metric([status], n)
         yield gauge
+        counter = CounterMetricFamily(
+            "postdesk_received",
+            "Messages received by every process on this database (the daemon, `postdesk "
+            "ingest` pipes), by source and outcome",
+            labels=["source", "status"],
+        )
+        for (source, status), n in sorted(received.items()):
+            counter.add_metric([source, status], n)
+        yield counter
+        yield from _outbox_pause(paused, now)
+        yield from _breaker_gauges(tripped, now)
         gauge = GaugeMetricFamily(
             "postdesk_tickets_past_sla", "Unfinished tickets past an SLA target", labels=["target"]
         )
@@ -87,6 +106,53 @@ class StoreCollector(Collector):
             counter.add_metric([flag], n)
         yield counter
         yield from _mailbox_gauges(mailboxes, now)
+
+
+def _outbox_pause(paused: dict[str, Any], now: datetime) -> Iterator[Metric]:
+    """A relay fault pauses all delivery: alert on the pause, not on failed mail."""
+    yield GaugeMetricFamily(
+        "postdesk_outbox_paused",
+        "1 while delivery is paused after a relay fault",
+        value=1.0 if paused["paused"] else 0.0,
+    )
+    until = paused["paused_until"]
+    yield GaugeMetricFamily(
+        "postdesk_outbox_paused_seconds_left",
+        "Seconds until the paused delivery is tried again (0 when not paused)",
+        value=(datetime.fromisoformat(until) - now).total_seconds() if until else 0.0,
+    )
+    yield GaugeMetricFamily(
+        "postdesk_outbox_relay_faults",
+        "Relay faults in a row since the last delivery that went through",
+        value=paused["relay_failures"],
+    )
+
+
+def _breaker_gauges(tripped: dict[str, Any], now: datetime) -> Iterator[Metric]:
+    """The acknowledgement breaker (automatic mail to customers) and the staff one."""
+    held = GaugeMetricFamily(
+        "postdesk_breaker_tripped",
+        "1 while a circuit breaker holds: acknowledgements (customer) or staff mail",
+        labels=["breaker"],
+    )
+    left = GaugeMetricFamily(
+        "postdesk_breaker_seconds_left",
+        "Seconds until a tripped circuit breaker lets mail through again (0 when not tripped)",
+        labels=["breaker"],
+    )
+    for name in ("customer", "staff"):
+        state = tripped[name]
+        held.add_metric([name], 1.0 if state["tripped"] else 0.0)
+        until = state["until"]
+        left.add_metric(
+            [name], (datetime.fromisoformat(until) - now).total_seconds() if until else 0.0
+        )
+    yield from (held, left)
+    yield GaugeMetricFamily(
+        "postdesk_breaker_senders",
+        "Senders whose own circuit breaker holds (no automatic mail to them for a day)",
+        value=tripped["senders"]["count"],
+    )
 
 
 def _mailbox_gauges(mailboxes: list[dict[str, Any]], now: datetime) -> Iterator[Metric]:

@@ -1,29 +1,34 @@
-"""Deliver queued mail through an SMTP relay or into a Maildir, with retries and backoff.
+"""Deliver queued mail through an SMTP relay or into a Maildir.
 
-Temporary and permanent failures are kept apart: codes of 500 and up (except 552) are
-permanent and end the row as failed; anything else keeps it queued with exponential
-backoff and jitter until `outgoing.max_attempts`.
+Relay faults pause, never fail: a connection, TLS or authentication failure, a 4xx or a
+disk that takes no file stops the run, the mail stays queued with its try uncounted, and
+every sender (all instances, `send-outbox`) waits out one pause that grows with each fault
+in a row (`outgoing.retry_base` doubling up to `retry_max`); the admin is alerted. Only a
+permanent answer about one mail fails that mail. 552, and an unexpected exception while
+sending one row, retry that row alone with backoff until `outgoing.max_attempts`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from postdesk.config.schema import Outgoing, Settings
+from postdesk.config.schema import Outgoing
 from postdesk.daemon import clock
-from postdesk.daemon.runners.transports import DeliveryError, make_transport
-from postdesk.store import outbox
-from postdesk.store.db import Database
+from postdesk.daemon.app import App
+from postdesk.daemon.outgoing.compose import queue_alert
+from postdesk.daemon.runners.transports import DeliveryError, Queued, RelayFault, make_transport
+from postdesk.store import outbox, relay
 
 log = logging.getLogger("postdesk.outbox")
 
 
 LEASE = timedelta(minutes=2)
 """Longer than one delivery attempt can take (the relay timeout), so a live sender never
-loses its claim; short, so a crash delays the one claimed mail by at most this much."""
+loses its claim; short, so another instance takes over a dead one's claims soon."""
 
 
 def backoff(attempts: int, out: Outgoing) -> timedelta:
@@ -32,32 +37,42 @@ def backoff(attempts: int, out: Outgoing) -> timedelta:
     return delay * random.uniform(0.8, 1.2)
 
 
+def one_shot_holder(app: App) -> str:
+    """Claims of a command that runs once (`send-outbox`, `ingest`) are its own, so the
+    daemon of the same instance never takes them over while that command still sends."""
+    return f"{app.settings.instance}:{os.getpid()}"
+
+
 @dataclass
 class DeliveryStats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    paused: bool = False
+    """A relay fault paused delivery (during this run or before it)."""
 
 
-def deliver_due(db: Database, settings: Settings, now: datetime | None = None) -> DeliveryStats:
-    """Deliver every row due at ``now`` once; claimed rows are invisible to other senders.
-
-    An unreachable relay ends the run: the rows not tried stay queued for a later one (those
-    already claimed once their lease ends) instead of each waiting out a connection timeout
-    and a backoff of its own.
-    """
-    run = _Run(db, settings, now or clock.now())
+def deliver_due(app: App, now: datetime | None = None, holder: str | None = None) -> DeliveryStats:
+    """Deliver every row due at ``now`` once, claimed in ``holder``'s name (the daemon's
+    is the instance name); nothing at all while the transport is paused."""
+    run = _Run(app, now or clock.now(), holder or one_shot_holder(app))
     try:
         while True:
-            with db.transaction() as session:
+            with app.db.transaction() as session:
+                if relay.paused(session, run.transport.name, run.now):
+                    run.stats.paused = True
+                    return run.stats
                 rows = [
-                    (r.id, list(r.recipients), bytes(r.content), r.attempts)
-                    for r in outbox.claim_due(session, run.now, LEASE, limit=run.transport.claim)
+                    Queued(r.id, r.message_id, list(r.recipients), bytes(r.content), r.attempts)
+                    for r in outbox.claim_due(
+                        session, run.now, LEASE, run.holder, limit=run.transport.claim
+                    )
                 ]
             if not rows:
                 return run.stats
-            for row in rows:
-                if not run.deliver(*row):
+            for i, mail in enumerate(rows):
+                if not run.deliver(mail):
+                    run.release(rows[i:])
                     return run.stats
     finally:
         run.transport.close()
@@ -66,38 +81,115 @@ def deliver_due(db: Database, settings: Settings, now: datetime | None = None) -
 class _Run:
     """One pass over the due rows, sharing a relay connection."""
 
-    def __init__(self, db: Database, settings: Settings, now: datetime) -> None:
-        self.db = db
-        self.settings = settings
+    def __init__(self, app: App, now: datetime, holder: str) -> None:
+        self.app = app
+        self.out = app.settings.outgoing
         self.now = now
-        self.transport = make_transport(settings)
+        self.holder = holder
+        self.transport = make_transport(app.settings)
         self.stats = DeliveryStats()
+        self.delivered = False
 
-    def deliver(self, row_id: int, recipients: list[str], content: bytes, attempts: int) -> bool:
-        """False when nothing more can go in this run."""
+    def deliver(self, mail: Queued) -> bool:
+        """False on a relay fault: nothing more can go in this run."""
         try:
-            self.transport.send(self.settings.support_addresses[0], recipients, content)
+            refused = self.transport.send(self.app.settings.support_addresses[0], mail)
+        except RelayFault as exc:
+            self._pause(exc)
+            return False
         except DeliveryError as exc:
-            self._failed(row_id, attempts, exc)
-            return not exc.unreachable
-        with self.db.connect() as conn:
-            outbox.mark_sent(conn, row_id, clock.now())
+            self._failed(mail, str(exc), exc.permanent)
+            return True
+        except Exception as exc:  # a bug or a poison row: this row counts a try, others go on
+            log.exception("delivery raised unexpectedly", extra={"outbox": mail.row_id})
+            self._failed(mail, f"unexpected error: {exc!r}", permanent=False)
+            self._alert(
+                f"outbox mail #{mail.row_id} could not be sent",
+                f"Sending outbox mail #{mail.row_id} raised {exc!r}; see the log. It is "
+                f"retried until outgoing.max_attempts ({self.out.max_attempts}); "
+                "`postdesk outbox show` has the details.",
+            )
+            return True
+        # Its own commit, right after the relay's answer: a crash now repeats at most this one.
+        with self.app.db.connect() as conn:
+            outbox.mark_sent(conn, mail.row_id, clock.now(), refused)
         self.stats.sent += 1
-        log.info("mail delivered", extra={"outbox": row_id, "to": ",".join(recipients)})
+        fields = {"outbox": mail.row_id, "to": ",".join(mail.recipients)}
+        log.info("mail delivered", extra=fields if not refused else {**fields, "refused": refused})
+        if not self.delivered:
+            self.delivered = True
+            self._recovered()
         return True
 
-    def _failed(self, row_id: int, attempts: int, exc: DeliveryError) -> None:
-        out = self.settings.outgoing
-        with self.db.connect() as conn:
-            if exc.permanent or attempts >= out.max_attempts:
-                outbox.mark_failed(conn, row_id, str(exc))
+    def release(self, mails: list[Queued]) -> None:
+        """The rows claimed but not sent, their try uncounted: due as before, so they go
+        first, in order, as soon as the pause ends (by time or by `outbox retry`)."""
+        with self.app.db.connect() as conn:
+            outbox.release(conn, [m.row_id for m in mails], self.now)
+
+    def _pause(self, exc: RelayFault) -> None:
+        name = self.transport.name
+        with self.app.db.transaction() as session:
+            state = relay.fault(session, name, str(exc), self.now, lambda n: backoff(n, self.out))
+            failures, until = state.failures, state.paused_until
+        self.stats.paused = True
+        self.stats.retried += 1
+        assert until is not None
+        fields = {
+            "transport": name,
+            "error": str(exc),
+            "faults_in_a_row": failures,
+            "paused_until": until.isoformat(),
+        }
+        log.error("relay fault: all delivery paused", extra=fields)
+        self._alert(
+            f"outgoing mail paused: {exc}",
+            f"Delivery through {name} failed: {exc}\n"
+            f"Nothing is lost: all outgoing mail stays queued and is tried again at "
+            f"{until:%Y-%m-%d %H:%M:%S} UTC ({failures} fault(s) in a row). This alert "
+            "itself leaves once the relay takes mail again. `postdesk outbox retry --failed` "
+            "also ends the pause at once.",
+            relay_down=True,
+        )
+
+    def _recovered(self) -> None:
+        with self.app.db.transaction() as session:
+            ended = relay.recovered(session, self.transport.name)
+        if ended is not None:
+            log.warning(
+                "relay takes mail again; delivery resumed",
+                extra={
+                    "transport": self.transport.name,
+                    "faults_in_a_row": ended.failures,
+                    "paused_since": ended.paused_since.isoformat() if ended.paused_since else None,
+                },
+            )
+
+    def _failed(self, mail: Queued, error: str, permanent: bool) -> None:
+        with self.app.db.connect() as conn:
+            if permanent or mail.attempts >= self.out.max_attempts:
+                outbox.mark_failed(conn, mail.row_id, error)
                 self.stats.failed += 1
-                log.error("delivery failed for good", extra={"outbox": row_id, "error": str(exc)})
+                log.error(
+                    "delivery failed for good",
+                    extra={"outbox": mail.row_id, "error": error, "attempts": mail.attempts},
+                )
                 return
-            retry_at = self.now + backoff(attempts, out)
-            outbox.mark_retry(conn, row_id, str(exc), retry_at)
+            retry_at = self.now + backoff(mail.attempts, self.out)
+            outbox.mark_retry(conn, mail.row_id, error, retry_at)
         self.stats.retried += 1
         log.warning(
             "delivery deferred",
-            extra={"outbox": row_id, "error": str(exc), "retry_at": retry_at.isoformat()},
+            extra={"outbox": mail.row_id, "error": error, "retry_at": retry_at.isoformat()},
         )
+
+    def _alert(self, subject: str, body: str, *, relay_down: bool = False) -> None:
+        """Queued for the admin (at most one alert an hour); when the relay itself is down
+        the alert cannot leave yet, and the log line above is what tells."""
+        with self.app.db.transaction() as session:
+            queued = queue_alert(self.app, session, subject, body, self.now)
+        if queued and relay_down:
+            log.error(
+                "admin alert queued but cannot be sent while the relay is down",
+                extra={"alert": subject},
+            )

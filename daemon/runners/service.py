@@ -20,6 +20,7 @@ from postdesk.daemon.pipeline.recover import recover
 from postdesk.daemon.runners import imap, listener, prometheus
 from postdesk.daemon.runners.sender import deliver_due
 from postdesk.daemon.sweeps.run import run as run_sweeps
+from postdesk.store import outbox
 from postdesk.store.schema import ensure_current
 
 log = logging.getLogger("postdesk.service")
@@ -27,6 +28,9 @@ log = logging.getLogger("postdesk.service")
 SENDER_FALLBACK_SECONDS = 30.0
 SWEEP_INTERVAL = 60
 WATCH_SECONDS = 2.0
+LISTENERS = ("smtp", "lmtp")
+RESTART_KEYS = ("database", "data_dir", "secret_file", "instance", "mailboxes", "metrics")
+"""Settings read once at start: a reload that changes them says they need a restart."""
 
 
 class Service:
@@ -36,6 +40,12 @@ class Service:
         self.mail_waiting = asyncio.Event()
         self.mail_waiting.set()  # mail queued before a restart leaves at once, not in 30 s
         self.notifier = sdnotify.SystemdNotifier()
+        self.connections = listener.Connections(app)
+        """Open connections of every listener, kept across a rebind."""
+        self.servers: dict[str, tuple[str, asyncio.Server]] = {}
+        """Each listening protocol's bound address and server."""
+        self._reloading = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
 
     def wake_sender(self) -> None:
         self.mail_waiting.set()
@@ -49,8 +59,12 @@ class Service:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self._reload)
-        servers = await self._start_listeners()
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        with self.app.db.transaction() as session:
+            resumed = outbox.resume_claims(session, self.app.settings.instance, clock.now())
+        if resumed:
+            log.info("outbox claims of this instance resumed", extra={"rows": resumed})
+        await self._start_listeners()
         listen = self.app.settings.metrics.listen
         exporter = prometheus.start(self.app, listen) if listen else None
 
@@ -81,7 +95,7 @@ class Service:
         await self.stopping.wait()
         self.notifier.notify("STOPPING=1")
         log.info("stopping")
-        for server in servers:
+        for _, server in self.servers.values():
             server.close()
             await server.wait_closed()
         scheduler.shutdown(wait=False)
@@ -94,32 +108,76 @@ class Service:
         self.app.db.dispose()
         log.info("stopped")
 
-    async def _start_listeners(self) -> list[asyncio.Server]:
-        listen = self.app.settings.listen
-        connections = listener.Connections(self.app)
-        servers = []
-        for protocol, address in (("smtp", listen.smtp), ("lmtp", listen.lmtp)):
+    async def _start_listeners(self) -> None:
+        for protocol in LISTENERS:
+            address = getattr(self.app.settings.listen, protocol)
             if address:
-                host, port = parse_host_port(address)
                 try:
-                    servers.append(
-                        await listener.start(
-                            self.app, protocol, host, port, self.wake_sender, connections
-                        )
-                    )
+                    self.servers[protocol] = (address, await self._listen(protocol, address))
                 except OSError as exc:
                     raise ConfigError(
                         f"listen.{protocol}: cannot listen on {address}: {exc}"
                     ) from exc
-        return servers
 
-    def _reload(self) -> None:
-        self.notifier.notify("RELOADING=1")
+    async def _listen(self, protocol: str, address: str) -> asyncio.Server:
+        host, port = parse_host_port(address)
+        return await listener.start(
+            self.app, protocol, host, port, self.wake_sender, self.connections
+        )
+
+    def _on_sighup(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._reload())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reload(self) -> None:
+        """New settings, rules and templates if they validate; a changed listener address is
+        bound at once, and keys read only at start are named in the log."""
+        async with self._reloading:
+            self.notifier.notify("RELOADING=1")
+            before = self.app.settings
+            try:
+                self.app.reload()
+            except ConfigError as exc:
+                log.error("reload refused, previous configuration stays", extra={"error": str(exc)})
+            else:
+                self.wake_sender()  # a fixed relay setting is tried at once
+                await self._rebind()
+                pending = [
+                    k for k in RESTART_KEYS if getattr(before, k) != getattr(self.app.settings, k)
+                ]
+                if pending:
+                    log.warning(
+                        "these changed keys take effect only after a restart",
+                        extra={"keys": ",".join(pending)},
+                    )
+            self.notifier.notify("READY=1")
+
+    async def _rebind(self) -> None:
+        """Move each listener whose address changed. If the new address cannot be bound,
+        the old one is bound again and the log says so; the MTA retries meanwhile."""
+        for protocol in LISTENERS:
+            wanted = getattr(self.app.settings.listen, protocol)
+            old, server = self.servers.get(protocol, (None, None))
+            if wanted == old:
+                continue
+            if server is not None:
+                server.close()
+                del self.servers[protocol]
+                log.info("listener closed", extra={"protocol": protocol, "address": old})
+            if wanted and not await self._bind(protocol, wanted) and old:
+                await self._bind(protocol, old)
+
+    async def _bind(self, protocol: str, address: str) -> bool:
         try:
-            self.app.reload()
-        except ConfigError as exc:
-            log.error("reload refused, previous configuration stays", extra={"error": str(exc)})
-        self.notifier.notify("READY=1")
+            self.servers[protocol] = (address, await self._listen(protocol, address))
+        except OSError as exc:
+            log.error(
+                f"listen.{protocol}: cannot listen; the setting is not applied",
+                extra={"address": address, "error": str(exc)},
+            )
+            return False
+        return True
 
     async def _sender(self) -> None:
         """Woken by every commit that queued mail; the timer only catches retries."""
@@ -128,7 +186,7 @@ class Service:
                 await asyncio.wait_for(self.mail_waiting.wait(), SENDER_FALLBACK_SECONDS)
             self.mail_waiting.clear()
             try:
-                await asyncio.to_thread(deliver_due, self.app.db, self.app.settings)
+                await asyncio.to_thread(deliver_due, self.app, None, self.app.settings.instance)
             except Exception:
                 log.exception("outbox run failed; will retry")
 
@@ -155,7 +213,7 @@ class Service:
             if current != seen:
                 seen = current
                 log.info("configuration files changed on disk")
-                self._reload()
+                await self._reload()
 
     async def _watchdog(self) -> None:
         interval = int(os.environ["WATCHDOG_USEC"]) / 2_000_000

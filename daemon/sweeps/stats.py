@@ -13,3 +13,5 @@ class SweepStats:
     sla_breaches: int = 0
     digests: int = 0
     reports: int = 0
+    failed: int = 0
+    """Tickets (or whole steps: digest, report) a sweep failed on; retried later."""

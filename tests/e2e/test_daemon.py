@@ -8,12 +8,14 @@ import smtplib
 import sqlite3
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Daemon, Sink
 from tests.helpers import free_port, mail, read_until
@@ -152,6 +154,25 @@ def test_sigterm_stops_gracefully_and_sighup_with_broken_rules_keeps_running(
     assert len(tickets(config)) == 1
 
 
+def test_sighup_moves_the_listener_and_names_the_keys_that_need_a_restart(
+    write_config: Callable[..., Path], start_daemon: Callable[[Path], Daemon]
+) -> None:
+    old, new = free_port(), free_port()
+    config = write_config(listen={"smtp": f"127.0.0.1:{old}"}, instance="desk-a")
+    daemon = start_daemon(config)
+    write_config(listen={"smtp": f"127.0.0.1:{new}"}, instance="desk-b")
+    daemon.process.send_signal(signal.SIGHUP)
+    read_until(daemon.process, f"address=127.0.0.1:{new}", daemon.log, timeout=20)
+    read_until(daemon.process, 'only after a restart" keys=instance', daemon.log, timeout=20)
+    with smtplib.SMTP("127.0.0.1", new) as client:
+        client.send_message(mail())
+    with pytest.raises(ConnectionRefusedError):
+        smtplib.SMTP("127.0.0.1", old, timeout=5)
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.process.wait(timeout=30) == 0
+    assert len(tickets(config)) == 1
+
+
 def test_daemon_refuses_an_old_schema(write_config: Callable[..., Path], tmp_path: Path) -> None:
     config = write_config(listen={"smtp": f"127.0.0.1:{free_port()}"})
     assert postdesk(config, "db", "upgrade").returncode == 0
@@ -174,6 +195,39 @@ def test_ingest_pipe_writes_acknowledgement_to_maildir(
     assert b"[#1]" in sent[0].read_bytes()
 
 
+def test_pipe_fed_mail_and_a_tripped_breaker_show_in_the_daemons_metrics_and_status(
+    write_config: Callable[..., Path], start_daemon: Callable[[Path], Daemon]
+) -> None:
+    """`postdesk ingest` ends before any scrape: the daemon counts its mail from the
+    database. Two acknowledgements an hour are the limit here: the third mail trips it."""
+    metrics_port = free_port()
+    config = write_config(
+        metrics={"listen": f"127.0.0.1:{metrics_port}"},
+        autoreply={"circuit_breaker_per_hour": 2},
+    )
+    for i in range(3):
+        message = mail(sender=f"c{i}@example.org", subject=f"Question {i}").as_bytes()
+        assert postdesk(config, "ingest", stdin=message).returncode == 0
+    start_daemon(config)
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as got:
+        found = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(got.read().decode())
+            for s in family.samples
+        }
+    key = (("source", "pipe"), ("status", "ticket_created"))
+    assert found["postdesk_received_total", key] == 3
+    assert found["postdesk_breaker_tripped", (("breaker", "customer"),)] == 1
+    assert found["postdesk_breaker_tripped", (("breaker", "staff"),)] == 0
+    assert 3000 < found["postdesk_breaker_seconds_left", (("breaker", "customer"),)] <= 3600
+    assert found["postdesk_outbox_paused", ()] == 0
+    status = json.loads(postdesk(config, "status", "--json").stdout)
+    customer = status["breakers"]["customer"]
+    assert customer["tripped"] and customer["last_hour"] == 2 and customer["until"]
+    assert not status["breakers"]["staff"]["tripped"]
+    assert status["inbound_by_source"] == {"pipe": {"ticket_created": 3}}
+
+
 def test_ingest_exits_75_when_database_is_unavailable(write_config: Callable[..., Path]) -> None:
     config = write_config(database=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none")
     done = postdesk(config, "ingest", stdin=mail().as_bytes())
@@ -193,6 +247,31 @@ def test_quarantine_list_show_release(write_config: Callable[..., Path]) -> None
     assert json.loads(released.stdout)["outcome"] == "quarantined"
 
 
+def test_releasing_a_false_spam_hit_makes_a_ticket_for_good(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "defaults: {queue: general, priority: normal, autoreply: ack}\n"
+        "rules:\n  - name: gambling\n    if: {subject: [casino]}\n    then: {spam: true}\n"
+    )
+    config = write_config(rules=str(rules))
+    message = mail(subject="Refund for the Casino Royale screening").as_bytes()
+    assert json.loads(postdesk(config, "ingest", stdin=message).stdout)["outcome"] == "quarantined"
+    (held,) = json.loads(postdesk(config, "quarantine", "list", "--json").stdout)
+    assert held["reason"] == "spam by rules: gambling"
+    released = postdesk(config, "quarantine", "release", str(held["id"]))
+    assert released.returncode == 0, released.stderr.decode()
+    assert json.loads(released.stdout)["outcome"] == "ticket_created"
+    assert json.loads(postdesk(config, "quarantine", "list", "--json").stdout) == []
+    shown = json.loads(postdesk(config, "tickets", "show", "1", "--json").stdout)
+    (event,) = [e for e in shown["events"] if e["type"] == "spam_released"]
+    assert event["data"]["rules"] == ["gambling"]
+    again = postdesk(config, "ingest", stdin=message)  # the same bytes again: still one ticket
+    assert json.loads(again.stdout)["outcome"] == "duplicate"
+    assert len(tickets(config)) == 1
+
+
 def test_check_config_reports_file_and_line(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -203,6 +282,49 @@ def test_check_config_reports_file_and_line(
     done = postdesk(bad, "check-config")
     assert done.returncode == 78
     assert f"{bad}:3: listen.smpt: unknown key".encode() in done.stderr
+
+
+def test_check_config_finds_broken_cross_references_and_secrets(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = write_config(
+        agents=[{"email": "anna@example.com", "queues": ["general", "sales"]}],
+        sla={"critical": {"first_response": "1h", "resolution": "1d"}},
+        outgoing={
+            "smtp": {
+                "host": "127.0.0.1",
+                "username": "postdesk",
+                "password_env": "POSTDESK_TEST_UNSET_VARIABLE",
+            }
+        },
+        mailboxes=[
+            {
+                "name": "support",
+                "host": "127.0.0.1",
+                "username": "support@example.com",
+                "password_file": str(tmp_path / "missing.pass"),
+            }
+        ],
+    )
+    done = postdesk(config, "check-config")
+    assert done.returncode == 78
+    lines = config.read_text().splitlines()
+    errors = done.stderr.decode().splitlines()
+
+    def line_with(text: str) -> int:
+        return next(n for n, line in enumerate(lines, 1) if text in line)
+
+    assert errors == [
+        f"{config}:{line_with('- sales')}: agents.0.queues.1: unknown queue 'sales' "
+        "(known: general, ops, billing)",
+        f"{config}:{line_with('critical:')}: sla.critical: unknown priority 'critical' "
+        "(known: low, normal, high, urgent)",
+        f"{config}:{line_with('password_env:')}: outgoing.smtp.password_env: environment "
+        "variable POSTDESK_TEST_UNSET_VARIABLE is not set (run check-config with the "
+        "daemon's environment)",
+        f"{config}:{line_with('password_file:')}: mailboxes.0.password_file: cannot read "
+        f"{tmp_path / 'missing.pass'}: No such file or directory",
+    ]
 
 
 def test_usage_errors_exit_64(write_config: Callable[..., Path]) -> None:
@@ -230,8 +352,12 @@ def test_send_outbox_retries_then_delivers_once(
     assert done.returncode == 0
     assert sink.messages == []
     sink.refuse_with = None
-    early = postdesk(config, "send-outbox")
-    assert json.loads(early.stdout) == {"sent": 0, "retried": 0, "failed": 0}
+    early = postdesk(config, "send-outbox")  # a 4xx paused all delivery; nothing is tried
+    assert json.loads(early.stdout) == {"sent": 0, "retried": 0, "failed": 0, "paused": True}
+    status = json.loads(postdesk(config, "status", "--json").stdout)
+    assert status["outbox"]["queued"] == 1 and status["outbox"]["failed"] == 0
+    assert status["relay"]["paused"]
+    assert status["relay"]["last_relay_error"] == "message refused: 451 4.3.0 try later"
     later = postdesk(config, "send-outbox", "--now", "2100-01-01T00:00:00+00:00")
     assert json.loads(later.stdout)["sent"] == 1
     again = postdesk(config, "send-outbox", "--now", "2100-01-02T00:00:00+00:00")
@@ -250,7 +376,40 @@ def test_permanent_refusal_is_not_retried(
     later = postdesk(config, "send-outbox", "--now", "2100-01-01T00:00:00+00:00")
     assert json.loads(later.stdout)["sent"] == 0
     status = json.loads(postdesk(config, "status", "--json").stdout)
-    assert status["outbox"]["failed"] == 1
+    assert status["outbox"]["failed"] == 1 and not status["relay"]["paused"]
+    (failed,) = json.loads(postdesk(config, "outbox", "list", "--json").stdout)
+    assert failed["status"] == "failed" and failed["recipients"] == ["ann@example.org"]
+    assert failed["last_error"] == "message refused: 550 5.1.1 no such user"
+    shown = json.loads(postdesk(config, "outbox", "show", str(failed["id"]), "--json").stdout)
+    assert shown["subject"].startswith("[#1]") and shown["ticket"] == 1
+
+
+def test_outbox_retry_brings_failed_mail_back(
+    write_config: Callable[..., Path], smtp_sink: tuple[Sink, int]
+) -> None:
+    sink, port = smtp_sink
+    config = write_config(outgoing={"smtp": {"host": "127.0.0.1", "port": port}})
+    sink.refuse_with = "550 5.1.1 no such user"
+    for n in range(2):
+        assert postdesk(config, "ingest", stdin=mail(subject=f"Q{n}").as_bytes()).returncode == 0
+    sink.refuse_with = None  # the recipient's mailbox exists again
+    first, second = sorted(
+        r["id"] for r in json.loads(postdesk(config, "outbox", "list", "--json").stdout)
+    )
+    assert postdesk(config, "outbox", "retry", "999").returncode == 65
+    assert postdesk(config, "outbox", "retry").returncode == 64
+    one = postdesk(config, "outbox", "retry", str(first))
+    assert one.returncode == 0 and json.loads(one.stdout)["requeued"] == [first]
+    assert json.loads(postdesk(config, "send-outbox").stdout)["sent"] == 1
+    again = postdesk(config, "outbox", "retry", str(first))
+    assert again.returncode == 65 and b"is sent, not failed" in again.stderr
+    rest = postdesk(config, "outbox", "retry", "--failed")
+    assert json.loads(rest.stdout)["requeued"] == [second]
+    assert json.loads(postdesk(config, "send-outbox").stdout)["sent"] == 1
+    assert len(sink.wait_for(2)) == 2
+    listed = json.loads(postdesk(config, "outbox", "list", "--status", "sent", "--json").stdout)
+    assert sorted(r["id"] for r in listed) == [first, second]
+    assert json.loads(postdesk(config, "outbox", "list", "--json").stdout) == []
 
 
 def test_two_desks_pointed_at_each_other_exchange_one_mail_and_stop(
@@ -337,6 +496,7 @@ def test_sweep_command_runs_due_work_once(write_config: Callable[..., Path]) -> 
         "sla_breaches": 2,
         "digests": 0,
         "reports": 0,
+        "failed": 0,
     }
     again = json.loads(postdesk(config, "sweep", "--now", later).stdout)
     assert set(again.values()) == {0}

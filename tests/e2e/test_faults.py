@@ -7,6 +7,7 @@ The kill points are random; the seed is in every failure message, and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -17,14 +18,17 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy.engine import make_url
 
-from tests.conftest import Daemon, Sink
+from tests.conftest import AuthSink, Daemon, Sink
 from tests.e2e.test_daemon import postdesk
 from tests.helpers import free_port, mail, read_until
 from tests.tcp_proxy import Proxy
@@ -100,6 +104,110 @@ def test_kill_minus_nine_loses_nothing_and_creates_nothing_twice(
     assert len(delivered) - MESSAGES <= KILLS, why
     status = json.loads(postdesk(config, "status", "--json").stdout)
     assert status["outbox"]["queued"] == 0
+
+
+class HangingRelay(Sink):
+    """Takes the first mail's DATA and never answers it, as a relay that hangs mid-delivery;
+    every later mail is accepted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hanging = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if not self.hanging.is_set():
+            self.hanging.set()
+            await asyncio.sleep(3600)  # cancelled when the relay stops
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_restart_under_the_same_instance_name_resumes_its_outbox_claims_at_once(
+    write_config: Callable[..., Path], start_daemon: Callable[[Path], Daemon], tmp_path: Path
+) -> None:
+    """Killed while the relay holds a delivery: the claim (2 minutes) is the instance's own,
+    so the restarted instance sends the mail at once, not when the claim runs out."""
+    relay = HangingRelay()
+    relay_port = free_port()
+    controller = Controller(relay, hostname="127.0.0.1", port=relay_port)
+    controller.start()
+    try:
+        config = write_config(
+            instance="mail1",
+            listen={"smtp": f"127.0.0.1:{free_port()}"},
+            outgoing={"smtp": {"host": "127.0.0.1", "port": relay_port}},
+        )
+        daemon = start_daemon(config)
+        daemon.drain()
+        with smtplib.SMTP("127.0.0.1", daemon.smtp_port) as client:
+            client.send_message(mail())
+        assert relay.hanging.wait(30)
+        database = sqlite3.connect(tmp_path / "data" / "postdesk.db")
+        claim = database.execute("SELECT status, claimed_by, next_attempt_at FROM outbox")
+        status, holder, due = claim.fetchone()
+        assert (status, holder) == ("queued", "mail1")
+        assert datetime.fromisoformat(due).replace(tzinfo=UTC) > datetime.now(UTC) + timedelta(
+            seconds=60
+        )
+        daemon.process.kill()
+        daemon.process.wait(timeout=30)
+        restarted = time.monotonic()
+        daemon = start_daemon(config)
+        assert any('outbox claims of this instance resumed" rows=1' in line for line in daemon.log)
+        read_until(daemon.process, "mail delivered", daemon.log, 20)
+        assert time.monotonic() - restarted < 20
+        (ack,) = relay.wait_for(1)
+        assert "[#1]" in ack["Subject"]
+        assert database.execute("SELECT status, claimed_by FROM outbox").fetchall() == [
+            ("sent", None)
+        ]
+    finally:
+        controller.stop()
+
+
+def test_relay_refusing_the_login_pauses_the_daemon_and_loses_nothing(
+    write_config: Callable[..., Path],
+    start_daemon: Callable[[Path], Daemon],
+    auth_sink: tuple[AuthSink, int],
+    tmp_path: Path,
+) -> None:
+    """A wrong relay password: the daemon pauses, fails nothing and says so in status;
+    fixed, `outbox retry --failed` ends the pause and a reload sends everything."""
+    sink, sink_port = auth_sink
+    secret = tmp_path / "relay.pass"
+    secret.write_text("wrong\n")
+    config = write_config(
+        admin_address="admin@example.com",
+        listen={"smtp": f"127.0.0.1:{free_port()}"},
+        outgoing={
+            "smtp": {
+                "host": "127.0.0.1",
+                "port": sink_port,
+                "username": "postdesk",
+                "password_file": str(secret),
+            }
+        },
+    )
+    daemon = start_daemon(config)
+    with smtplib.SMTP("127.0.0.1", daemon.smtp_port) as client:
+        for i in range(3):
+            client.send_message(mail(sender=f"c{i}@example.org", subject=f"Question {i}"))
+    read_until(daemon.process, "relay fault: all delivery paused", daemon.log, timeout=30)
+    status = json.loads(postdesk(config, "status", "--json").stdout)
+    assert status["outbox"]["failed"] == 0 and status["outbox"]["sent"] == 0
+    assert status["relay"]["paused"]
+    assert status["relay"]["last_relay_error"].startswith("authentication refused: 535")
+    secret.write_text("right\n")
+    retried = json.loads(postdesk(config, "outbox", "retry", "--failed").stdout)
+    assert retried == {"requeued": [], "pause_lifted": True}
+    daemon.process.send_signal(signal.SIGHUP)
+    delivered = sink.wait_for(4, timeout=30)  # three acknowledgements and the admin's alert
+    assert sorted(str(m["To"]) for m in delivered)[0] == "admin@example.com"
+    read_until(daemon.process, "delivery resumed", daemon.log, timeout=30)
+    status = json.loads(postdesk(config, "status", "--json").stdout)
+    assert (status["outbox"]["queued"], status["outbox"]["failed"]) == (0, 0)
+    assert status["outbox"]["sent"] == 4
+    assert not status["relay"]["paused"] and status["relay"]["relay_failures"] == 0
+    assert len(sink.messages) == 4
 
 
 def _disk_limit(limit: int) -> Callable[[], None]:

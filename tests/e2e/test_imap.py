@@ -6,19 +6,18 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from postdesk.daemon import clock
 from postdesk.daemon.app import App
-from postdesk.store.models import MailboxState, Outbox, Ticket
+from postdesk.store.models import Outbox, Ticket
 from tests.conftest import Daemon, Sink
-from tests.helpers import free_port, mail, read_until
+from tests.helpers import free_port, mail, parse_mail, read_until
 from tests.imap_server import PASSWORD, USER, Dovecot
 
 
@@ -78,31 +77,58 @@ def test_idle_mail_becomes_ticket_and_ack_and_sigterm_is_prompt(
     assert box["connected"] is False and box["lease_holder"] is None
 
 
-def test_killed_daemon_resumes_without_duplicates(
-    imap_config: Path,
+def test_killed_daemon_restarted_under_its_name_resumes_at_once_and_sends_nothing_twice(
+    write_config: Callable[..., Path],
     start_daemon: Callable[[Path], Daemon],
     dovecot: Dovecot,
+    tmp_path: Path,
 ) -> None:
-    """SIGKILL right after the commit: the restarted daemon files the message, once."""
-    daemon = start_daemon(imap_config)
+    """SIGKILL right after the commit, restart at once under the same instance name: the
+    mailbox lease is this instance's, so polling resumes within seconds (not after the 90 s
+    lease), the message is filed once, and every queued mail is one file in the Maildir."""
+    (tmp_path / "imap.pass").write_text(PASSWORD + "\n")
+    config = write_config(
+        instance="mail1",
+        listen={"smtp": f"127.0.0.1:{free_port()}"},
+        notify={"new_ticket": True, "customer_reply": False},
+        mailboxes=[
+            {
+                "name": "support",
+                "host": "127.0.0.1",
+                "port": dovecot.port,
+                "security": "none",
+                "username": USER,
+                "password_file": str(tmp_path / "imap.pass"),
+            }
+        ],
+    )
+    daemon = start_daemon(config)
     read_until(daemon.process, "imap connected", daemon.log, timeout=30)
     dovecot.append(mail().as_bytes())
-    read_until(daemon.process, "message ingested", daemon.log, timeout=10)
+    # mail that lands between a poll and the IDLE after it waits for the next cycle (30 s)
+    read_until(daemon.process, "message ingested", daemon.log, timeout=40)
     daemon.process.kill()
     daemon.process.wait(timeout=10)
-    left_behind = dovecot.uids("INBOX")
-    app = App.open(str(imap_config))
-    with app.db.transaction() as session:  # the dead holder's lease runs out
-        row = session.get(MailboxState, "support")
-        assert row is not None
-        row.lease_expires_at = clock.now() - timedelta(seconds=1)
-    daemon = start_daemon(imap_config)
-    read_until(daemon.process, "imap connected", daemon.log, timeout=30)
-    if left_behind:
-        read_until(daemon.process, "imap mailbox drained", daemon.log, timeout=10)
-    assert dovecot.uids("INBOX") == []
-    assert len(dovecot.uids("Processed")) == 1
-    with app.db.transaction() as session:  # one acknowledgement queued, however it ends
-        assert session.scalar(select(func.count()).select_from(Ticket)) == 1
-        assert session.scalar(select(func.count()).select_from(Outbox)) == 1
+    (box,) = status(config)["mailboxes"]
+    assert box["lease_holder"] == "mail1"  # the dead process's lease still runs
+    restarted = time.monotonic()
+    daemon = start_daemon(config)
+    read_until(daemon.process, "imap connected", daemon.log, timeout=15)
+    resumed_after = time.monotonic() - restarted
+    assert resumed_after < 15, resumed_after
+    dovecot.append(mail(sender="bob@example.org", subject="Second").as_bytes())
+    read_until(daemon.process, "outcome=ticket_created ticket=2", daemon.log, timeout=40)
+    read_until(daemon.process, "imap mailbox drained", daemon.log, timeout=10)
+    app = App.open(str(config))
+    with app.db.transaction() as session:
+        rows = list(session.scalars(select(Outbox)))
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 2
     app.db.dispose()
+    assert len(rows) == 4  # an acknowledgement and an agent notification per ticket
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.process.wait(timeout=30) == 0
+    assert dovecot.uids("INBOX") == [] and len(dovecot.uids("Processed")) == 2
+    written = [parse_mail(f.read_bytes()) for f in (tmp_path / "sent" / "new").iterdir()]
+    assert sorted(str(m["Message-ID"]).strip("<>") for m in written) == sorted(
+        r.message_id for r in rows
+    )

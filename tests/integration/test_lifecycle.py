@@ -8,6 +8,7 @@ import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -309,3 +310,44 @@ def test_nps_scale_links_and_figure(make_desk: Callable[..., App]) -> None:
     assert show(desk)["events"][-1]["data"]["score"] == 10
     figures = build(desk, MONDAY - DAY, MONDAY + 2 * DAY).overall
     assert (figures.nps, figures.csat) == (100.0, 1.0)
+
+
+def test_a_sweep_that_fails_on_one_ticket_handles_the_others_and_retries_later(
+    make_desk: Callable[..., App], tmp_path: Path
+) -> None:
+    """A broken Russian reminder template (a variable no reminder has) fails the Russian
+    ticket alone: the English ones get their reminders in the same run, and the admin hears."""
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "reminder.ru.txt").write_text(
+        "Subject: [#{{ ticket.number }}]\n\n{{ agent_signature }}\n", encoding="utf-8"
+    )
+    desk = make_desk(templates=str(templates))
+    russian = open_ticket(
+        desk,
+        sender="petr@example.org",
+        subject="Не работает принтер",
+        body="Здравствуйте! Принтер в комнате четыре не печатает, помогите, пожалуйста.",
+    )
+    english = [open_ticket(desk, sender=f"c{i}@example.org") for i in range(2)]
+    for number in (russian, *english):
+        agent_answers(desk, number, "Please restart the printer.", MONDAY)
+    assert show(desk, russian)["language"] == "ru"
+
+    stats = run(desk, MONDAY + 2 * DAY)
+    assert (stats.reminders, stats.failed) == (2, 1)
+    assert len(outbox(desk, "reminder")) == 2
+    failed = show(desk, russian)
+    assert failed["status"] == "pending"
+    (event,) = [e for e in failed["events"] if e["type"] == "sweep_failed"]
+    assert event["data"]["sweep"] == "reminder" and "agent_signature" in event["data"]["error"]
+    (alert,) = outbox(desk, "alert")
+    assert f"reminder sweep failed on ticket #{russian}" in alert["Subject"]
+
+    held = run(desk, MONDAY + 2 * DAY + timedelta(minutes=1))  # the next minute: held, quiet
+    assert (held.reminders, held.failed) == (0, 0)
+    (templates / "reminder.ru.txt").unlink()  # the admin fixes the template
+    desk.reload()
+    retried = run(desk, MONDAY + 2 * DAY + timedelta(minutes=20))
+    assert (retried.reminders, retried.failed) == (1, 0)
+    assert any(e["type"] == "reminder" for e in show(desk, russian)["events"])
