@@ -63,7 +63,14 @@ def deliver_due(app: App, now: datetime | None = None, holder: str | None = None
                     run.stats.paused = True
                     return run.stats
                 rows = [
-                    Queued(r.id, r.message_id, list(r.recipients), bytes(r.content), r.attempts)
+                    Queued(
+                        r.id,
+                        r.message_id,
+                        list(r.recipients),
+                        bytes(r.content),
+                        r.attempts,
+                        r.sender,
+                    )
                     for r in outbox.claim_due(
                         session, run.now, LEASE, run.holder, limit=run.transport.claim
                     )
@@ -90,10 +97,14 @@ class _Run:
         self.stats = DeliveryStats()
         self.delivered = False
 
+    def _envelope_sender(self, mail: Queued) -> str:
+        own = self.app.own_addresses
+        return mail.sender if mail.sender in own else self.app.settings.support_addresses[0]
+
     def deliver(self, mail: Queued) -> bool:
         """False on a relay fault: nothing more can go in this run."""
         try:
-            refused = self.transport.send(self.app.settings.support_addresses[0], mail)
+            refused = self.transport.send(self._envelope_sender(mail), mail)
         except RelayFault as exc:
             self._pause(exc)
             return False

@@ -47,6 +47,9 @@ class Queued:
     recipients: list[str]
     content: bytes
     attempts: int
+    sender: str = ""
+    """The support address the mail is from: its envelope sender, so that a brand's mail
+    aligns with the brand's domain (SPF, DMARC) and its bounces come back there."""
 
 
 class Transport(Protocol):

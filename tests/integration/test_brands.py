@@ -15,8 +15,10 @@ from sqlalchemy import select
 
 from postdesk.daemon.app import App
 from postdesk.daemon.pipeline.ingest import ingest
+from postdesk.daemon.runners.sender import deliver_due
 from postdesk.daemon.sweeps.run import run
 from postdesk.store.models import Outbox
+from tests.conftest import Sink
 from tests.helpers import mail, parse_mail
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -108,3 +110,21 @@ def test_every_mail_of_a_ticket_speaks_from_its_brand(
     links = [unquote(x) for x in re.findall(r"mailto:(\S+)", closing.get_content())]
     assert links and all(link.split("?")[0].endswith("@brand2.example") for link in links)
     assert "закрыто" in closing.get_content()  # the brand's language
+
+
+def test_a_brands_mail_leaves_with_the_brands_envelope_sender(
+    open_app: Callable[..., App], smtp_sink: tuple[Sink, int]
+) -> None:
+    sink, port = smtp_sink
+    app = open_app(
+        support_addresses=["support@example.com", {"address": BRAND2, "name": "Brand2 Help"}],
+        outgoing={"smtp": {"host": "127.0.0.1", "port": port, "security": "none"}},
+    )
+    ingest(app, mail(to=BRAND2).as_bytes(), "smtp", NOW)
+    ingest(app, mail(sender="bob@example.org").as_bytes(), "smtp", NOW)
+    deliver_due(app, NOW)
+    sink.wait_for(2)
+    assert sorted((frm, to) for frm, to, _ in sink.messages) == [
+        (BRAND2, ["ann@example.org"]),
+        ("support@example.com", ["bob@example.org"]),
+    ]
