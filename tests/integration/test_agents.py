@@ -340,24 +340,6 @@ def test_forged_agent_mail_is_refused_and_the_agent_told(desk: App) -> None:
     assert "was not accepted" in warning["Subject"]
 
 
-@pytest.mark.parametrize(
-    ("server", "accepted"), [("mx.example.com", True), ("mx.attacker.example", False)]
-)
-def test_dkim_pass_from_a_trusted_server_proves_the_agent(
-    desk: App, server: str, accepted: bool
-) -> None:
-    start(desk)
-    signed = mail(
-        sender=ANNA,
-        subject="Re: [#1] Printer is on fire",
-        body="#priority high\nLooking into it.",
-        Authentication_Results=f"{server}; dkim=pass header.d=example.com; spf=fail",
-    )
-    ingest(desk, signed.as_bytes(), "smtp", NOW)
-    assert (ticket(desk)["priority"] == "high") is accepted
-    assert (len(sent(desk, "agent_reply")) == 1) is accepted
-
-
 def client_fixture(name: str, notice: EmailMessage) -> bytes:
     """A reply saved from a real client's layout, addressed to this test's notification."""
     text = (DATA / "agents" / name).read_text(encoding="utf-8")
