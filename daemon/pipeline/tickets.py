@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -22,13 +23,16 @@ from postdesk.daemon.pipeline.result import (
 )
 from postdesk.daemon.ticket_state import REOPENABLE
 from postdesk.parsers.model import InboundMessage, Kind
+from postdesk.parsers.references import token_tickets
 from postdesk.rules.engine import Decision, evaluate
 from postdesk.rules.matchers import Context
 from postdesk.store.models import Message, Ticket
+from postdesk.store.outbox import recipients_of
 from postdesk.store.tickets import (
     add_event,
     add_participants,
     is_known_customer,
+    newcomers,
     record_inbound,
 )
 
@@ -113,9 +117,12 @@ def append(
     message = record_inbound(
         session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now
     )
-    added = add_participants(
-        session, ticket, [(address, "cc") for address in _copied(msg)], app.own_addresses
-    )
+    copied = _copied(msg)
+    if saw_our_mail(app, session, ticket, msg):
+        added = add_participants(session, ticket, [(a, "cc") for a in copied], app.own_addresses)
+        withheld: list[str] = []
+    else:
+        added, withheld = [], newcomers(ticket, copied, app.own_addresses)
     before = ticket.status
     if msg.kind == Kind.CUSTOMER:
         ticket_state.customer_replied(app, ticket, now)
@@ -128,6 +135,7 @@ def append(
         inbound=inbound.id,
         status=[before, ticket.status],
         participants_added=added,
+        participants_withheld=withheld,
         defects=list(msg.defects),
     )
     decision = evaluate(
@@ -140,20 +148,42 @@ def append(
         queued = acknowledge(app, session, ticket, msg, decision, now, is_new=False)
     if app.settings.notify.customer_reply:
         event = "reopened" if before in REOPENABLE else "customer reply"
-        queued += notify_agents(app, session, ticket, event, message, now)
+        queued += notify_agents(app, session, ticket, event, message, now, withheld)
     result = finish(session, inbound, APPENDED, how, ticket)
     return IngestResult(result.outcome, result.ticket_number, how, queued)
 
 
 def notify_agents(
-    app: App, session: Session, ticket: Ticket, event: str, message: Message, now: datetime
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    event: str,
+    message: Message,
+    now: datetime,
+    withheld: Sequence[str] = (),
 ) -> int:
-    """The assignee, else the queue's members, hear of the customer's mail."""
+    """The assignee, else the queue's members, hear of the customer's mail (and of the
+    addresses it copied that were not made participants)."""
     agents_to_tell = [ticket.assignee] if ticket.assignee else app.settings.members_of(ticket.queue)
     return sum(
-        queue_agent_notification(app, session, ticket, agent, event, message, now)
+        queue_agent_notification(app, session, ticket, agent, event, message, now, withheld)
         for agent in agents_to_tell
     )
+
+
+def saw_our_mail(app: App, session: Session, ticket: Ticket, msg: InboundMessage) -> bool:
+    """Whether the mail proves its sender saw our mail on this ticket (DESIGN.md 5a): the
+    ticket's signed token in a recipient address, or a Message-ID we sent to the sender.
+    A subject tag, or the Message-ID of the customer's own mail, is known to anyone the
+    customer wrote to, so it proves nothing about who may join."""
+    if ticket.id in msg.reply_address_tickets:
+        return True
+    ours = [
+        i
+        for i in (*msg.in_reply_to, *msg.references)
+        if token_tickets(app.secret, (), (i,)) == (ticket.id,)
+    ]
+    return msg.from_addr in recipients_of(session, ticket.id, ours)
 
 
 def _copied(msg: InboundMessage) -> list[str]:
