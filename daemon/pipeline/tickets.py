@@ -29,6 +29,7 @@ from postdesk.rules.matchers import Context
 from postdesk.store.models import Message, Ticket
 from postdesk.store.outbox import recipients_of
 from postdesk.store.tickets import (
+    Thread,
     add_event,
     add_participants,
     is_known_customer,
@@ -37,6 +38,26 @@ from postdesk.store.tickets import (
 )
 
 MAX_COPIED = 20
+
+
+def follow(
+    app: App,
+    session: Session,
+    inbound: Received,
+    msg: InboundMessage,
+    thread: Thread,
+    now: datetime,
+) -> IngestResult:
+    """A customer's mail joins its thread's ticket, reopening it within ``reopen_within``;
+    later, or with no ticket, it opens a new one (linked to the old)."""
+    ticket = thread.ticket
+    if ticket is not None and ticket.status in REOPENABLE:
+        ended = ticket.closed_at or ticket.resolved_at or ticket.updated_at
+        if now - ended > app.settings.lifecycle.reopen_within:
+            return create(app, session, inbound, msg, ticket, now)
+    if ticket is not None:
+        return append(app, session, inbound, ticket, msg, thread.how, now)
+    return create(app, session, inbound, msg, thread.related, now)
 
 
 def create(
