@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -14,6 +15,8 @@ from postdesk.store import suppressions
 from postdesk.store.models import Ticket
 from postdesk.store.outbox import recipients_of
 from postdesk.store.tickets import add_event
+
+log = logging.getLogger("postdesk.bounces")
 
 
 def record_bounce(
@@ -33,6 +36,12 @@ def record_bounce(
     sent_to = recipients_of(session, ticket.id, msg.sent_message_ids)
     listed = list(msg.bounced_recipients) or sorted(sent_to)
     failed = [a for a in listed if a in sent_to]
+    strangers = [a for a in listed if a not in sent_to]
+    if strangers:
+        log.warning(
+            "bounce lists addresses our mail was not sent to",
+            extra={"ticket": ticket.number, "addresses": ",".join(strangers)},
+        )
     until = now + app.settings.autoreply.bounce_suppression
     for address in failed:
         suppressions.suppress(
@@ -44,7 +53,7 @@ def record_bounce(
         type="bounce",
         now=now,
         failed=failed,
-        not_our_recipients=[a for a in listed if a not in sent_to],
+        not_our_recipients=strangers,
         message_ids=list(msg.sent_message_ids),
         reason=msg.kind_reason,
         inbound=inbound.id,
