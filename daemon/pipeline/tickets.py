@@ -35,6 +35,7 @@ from postdesk.store.tickets import (
     is_known_customer,
     newcomers,
     record_inbound,
+    surviving,
 )
 
 MAX_COPIED = 20
@@ -194,17 +195,27 @@ def notify_agents(
 
 def saw_our_mail(app: App, session: Session, ticket: Ticket, msg: InboundMessage) -> bool:
     """Whether the mail proves its sender saw our mail on this ticket (DESIGN.md 5a): the
-    ticket's signed token in a recipient address, or a Message-ID we sent to the sender.
-    A subject tag, or the Message-ID of the customer's own mail, is known to anyone the
-    customer wrote to, so it proves nothing about who may join."""
-    if ticket.id in msg.reply_address_tickets:
+    ticket's signed token in a recipient address, or a Message-ID we sent to the sender
+    (a ticket merged into this one counts as this one). A subject tag, or the Message-ID of
+    the customer's own mail, is known to anyone the customer wrote to, so it proves nothing
+    about who may join."""
+    if any(_same(session, t, ticket) for t in msg.reply_address_tickets):
         return True
-    ours = [
-        i
-        for i in (*msg.in_reply_to, *msg.references)
-        if token_tickets(app.secret, (), (i,)) == (ticket.id,)
-    ]
-    return msg.from_addr in recipients_of(session, ticket.id, ours)
+    ours: dict[int, list[str]] = {}
+    for ref in (*msg.in_reply_to, *msg.references):
+        for sent_on in token_tickets(app.secret, (), (ref,)):
+            ours.setdefault(sent_on, []).append(ref)
+    return any(
+        _same(session, sent_on, ticket) and msg.from_addr in recipients_of(session, sent_on, refs)
+        for sent_on, refs in ours.items()
+    )
+
+
+def _same(session: Session, ticket_id: int, ticket: Ticket) -> bool:
+    if ticket_id == ticket.id:
+        return True
+    named = session.get(Ticket, ticket_id)
+    return named is not None and surviving(session, named).id == ticket.id
 
 
 def _copied(msg: InboundMessage) -> list[str]:

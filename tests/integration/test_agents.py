@@ -404,6 +404,22 @@ def test_merge_moves_a_duplicate_into_the_original(desk: App) -> None:
     assert "[#1]" in relay["Subject"] and ticket(desk, 1)["status"] == "pending"
 
 
+def test_reply_to_our_mail_on_a_merged_ticket_proves_its_sender(desk: App) -> None:
+    """Our acknowledgement of the duplicate was mailed to the customer: answering it, with a
+    colleague in copy, is a reply to the surviving ticket that copies the colleague."""
+    start(desk)
+    ingest(desk, mail(subject="Printer STILL on fire").as_bytes(), "smtp", NOW)
+    duplicate_ack = sent(desk, "autoreply")[-1]
+    ingest(desk, reply_as_agent(sent(desk, "notice", ANNA)[-1], "#merge 1"), "smtp", NOW)
+    answer = mail(
+        subject="Re: Printer STILL on fire",
+        In_Reply_To=str(duplicate_ack["Message-ID"]),
+        Cc="colleague@example.org",
+    )
+    assert ingest(desk, answer.as_bytes(), "smtp", NOW).ticket_number == 1
+    assert "colleague@example.org" in [p["email"] for p in ticket(desk, 1)["participants"]]
+
+
 def test_merge_into_itself_or_nowhere_is_refused(desk: App) -> None:
     notice = start(desk)
     for arg in ("1", "99", ""):
