@@ -410,7 +410,8 @@ def test_reply_to_our_mail_on_a_merged_ticket_proves_its_sender(desk: App) -> No
     start(desk)
     ingest(desk, mail(subject="Printer STILL on fire").as_bytes(), "smtp", NOW)
     duplicate_ack = sent(desk, "autoreply")[-1]
-    ingest(desk, reply_as_agent(sent(desk, "notice", ANNA)[-1], "#merge 1"), "smtp", NOW)
+    notice = sent(desk, "agent_notification", ANNA)[-1]
+    ingest(desk, reply_as_agent(notice, "#merge 1"), "smtp", NOW)
     answer = mail(
         subject="Re: Printer STILL on fire",
         In_Reply_To=str(duplicate_ack["Message-ID"]),

@@ -142,7 +142,7 @@ def test_survey_comment_reopens_the_ticket_and_tells_the_agents(
     assert (state["status"], state["reopen_count"]) == ("open", 1)
     assert state["messages"][-1]["kind"] == "customer"
     assert "it still fails" in state["messages"][-1]["body"]
-    (notice,) = [n for n in outbox(desk, "notice") if "reopened" in str(n["Subject"])]
+    (notice,) = [n for n in outbox(desk, "agent_notification") if "reopened" in str(n["Subject"])]
     assert "Please reopen, it still fails." in text(notice)
     with desk.db.transaction() as session:
         assert session.scalar(select(Ticket.csat_score)) == 1
