@@ -131,8 +131,16 @@ class AgentAuth(Strict):
     """What proves that mail from an agent's address is really from the agent."""
 
     trusted_authserv_ids: list[str] = []
-    """Authentication-Results from these servers (your MX) are believed; others are ignored."""
-    methods: list[Literal["dkim", "spf"]] = ["dkim"]
+    """Authentication-Results with these authserv-ids (your MX; a name covers the hosts
+    below it) are believed, and only where that server added them; others are ignored."""
+    trusted_hosts: list[str] = []
+    """Host names (or parent domains) in the `by` part of the trusted server's Received
+    fields; default: the trusted authserv-ids."""
+    writes_below_received: list[str] = []
+    """Trusted servers (authserv-id names) that write their verdict right below their own
+    Received field instead of above it, as Gmail and Yandex do; there only the topmost
+    field counts."""
+    methods: list[Literal["dkim", "spf", "dmarc"]] = ["dkim", "dmarc"]
 
 
 class Notify(Strict):

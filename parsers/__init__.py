@@ -13,6 +13,7 @@ from postdesk.parsers.model import Attachment, InboundMessage, Kind, ParseContex
 from postdesk.parsers.quotes import new_part, split_reply
 from postdesk.parsers.references import (
     agent_tokens,
+    enclosed_message_ids,
     enclosed_tokens,
     message_ids,
     subject_tag,
@@ -21,6 +22,7 @@ from postdesk.parsers.references import (
 )
 
 MAX_SUBJECT = 998
+TRACE_FIELDS = ("received", "authentication-results")
 
 __all__ = ["parse"]
 
@@ -91,9 +93,13 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
         commands=commands(new_text) if kind == Kind.AGENT else (),
         agent_tokens=agent_tokens([*recipients, *cc, *delivered]),
         survey_tokens=surveyed,
-        authentication_results=tuple(
-            mime.header_text(v) for v in mime.raw_values(message, "authentication-results")
+        trace=tuple(
+            (key, mime.header_text(value))
+            for name, value in message.raw_items()
+            if (key := name.strip().lower()) in TRACE_FIELDS
         ),
+        reply_address_tickets=token_tickets(ctx.secret, [*recipients, *cc, *delivered], ()),
+        sent_message_ids=enclosed_message_ids(ctx.secret, raw) if kind == Kind.BOUNCE else (),
         defects=tuple(parsed.defects),
         size=len(raw),
         content_sha256=_content_digest(subject, parsed.text, parsed.html, parsed.attachments),

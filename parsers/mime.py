@@ -466,8 +466,13 @@ def _hashing(chunks: Iterator[bytes], update: Callable[[bytes], None]) -> Iterat
         yield chunk
 
 
+RESERVED = re.compile(r"(?i)(con|prn|aux|nul|com[0-9]|lpt[0-9])(\.|$)")
+"""Device names Windows opens instead of a file, whatever the extension."""
+
+
 def safe_filename(name: str, content_type: str, index: int) -> str:
-    """A name safe to show and to save: no path, no control or bidi characters, never empty."""
+    """A name safe to show and to save: no path, no control or bidi characters, no Windows
+    device name, never empty."""
     name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
     name = CONTROL.sub("", name).strip(" .")
     if not name:
@@ -475,6 +480,8 @@ def safe_filename(name: str, content_type: str, index: int) -> str:
         if content_type in CONTAINERS:
             extension = ".eml"
         name = f"attachment-{index + 1}{extension}"
+    if RESERVED.match(name):
+        name = f"_{name}"
     if len(name) > 200:
         stem, dot, extension = name.rpartition(".")
         name = f"{stem[:190]}.{extension[:8]}" if dot and len(extension) <= 8 else name[:200]

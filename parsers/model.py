@@ -100,8 +100,14 @@ class InboundMessage:
     reply address; only the daemon, knowing the sender, can check one."""
     survey_tokens: tuple[str, ...] = ()
     """Unverified ``s<ticket>v<score>x<mac>`` tokens: a click on a survey link."""
-    authentication_results: tuple[str, ...] = ()
-    """Every Authentication-Results field, as received (which to trust is the daemon's call)."""
+    trace: tuple[tuple[str, str], ...] = ()
+    """The ``received`` and ``authentication-results`` fields as (name, value), top to
+    bottom: which verdicts to trust depends on where they stand (the daemon's call)."""
+    reply_address_tickets: tuple[int, ...] = ()
+    """Ticket ids proven by a signed token in a ``support+TOKEN@`` recipient address."""
+    sent_message_ids: tuple[str, ...] = ()
+    """Our own Message-IDs (``pd.TOKEN.*``) named in a bounce, its returned original included:
+    the mail the bounce is about."""
     defects: tuple[str, ...] = field(default=())
     size: int = 0
     content_sha256: str = ""

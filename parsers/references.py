@@ -110,6 +110,26 @@ def enclosed_tokens(secret: bytes, raw: bytes) -> tuple[int, ...]:
     return tuple(found)
 
 
+ENCLOSED_MESSAGE_ID = re.compile(
+    rb"pd\.(t\d{1,12}x[a-z2-7]{16})\.[0-9a-z]{1,40}@[0-9a-z.-]{1,255}", re.IGNORECASE
+)
+
+
+def enclosed_message_ids(secret: bytes, raw: bytes) -> tuple[str, ...]:
+    """Our own Message-IDs anywhere in a bounce, with a valid token: which mail bounced.
+
+    Only the mail we sent with one of these ids tells who may have failed; the addresses a
+    bounce lists are its sender's claim."""
+    found: list[str] = []
+    for match in ENCLOSED_MESSAGE_ID.finditer(raw[:2_000_000]):
+        if verify_token(secret, match[1].decode().lower()) is None:
+            continue
+        value = match[0].decode().lower()
+        if value not in found:
+            found.append(value)
+    return tuple(found)
+
+
 def base_address(address: str) -> str:
     """The address without a ``+tag``: ``support+t1x...@example.com`` is ``support@example.com``."""
     local, _, domain = address.strip().strip("<>").lower().rpartition("@")

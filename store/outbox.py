@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -186,6 +187,22 @@ def _recent(to_addr: bool, ticket_id: bool, capped: bool) -> Select[int]:
     if capped:
         rows = rows.limit(bindparam("cap"))
     return select(func.count()).select_from(rows.subquery())
+
+
+SENT_WITH = select(Outbox.recipients).where(
+    Outbox.ticket_id == bindparam("ticket_id"),
+    Outbox.message_id.in_(bindparam("ids", expanding=True)),
+)
+
+
+def recipients_of(session: Session, ticket_id: int, message_ids: Iterable[str]) -> set[str]:
+    """Who received the ticket's mail that we sent with these Message-IDs: the people a
+    reply or a bounce naming one of them can speak of."""
+    ids = list(dict.fromkeys(i for m in message_ids for i in (m, m.lower())))
+    if not ids:
+        return set()
+    rows = run(session, SENT_WITH, {"ticket_id": ticket_id, "ids": ids}).scalars()
+    return {address.lower() for recipients in rows for address in recipients}
 
 
 def summary(session: Session) -> dict[str, int]:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached, object_session, 
 from sqlalchemy.orm.attributes import set_committed_value
 
 from postdesk.parsers.model import InboundMessage
+from postdesk.parsers.references import base_address
 from postdesk.store.db import insert_row, run
 from postdesk.store.models import AttachmentRow, Counter, Event, Message, Participant, Ticket
 from postdesk.store.temperature import temperature
@@ -142,16 +143,22 @@ def add_participants(
 ) -> list[str]:
     """Add (address, role) pairs in order, skipping ours and the addresses already there;
     returns those added."""
-    skip = {a.lower() for a in exclude}
-    skip.update(p.email for p in ticket.participants)
-    added = []
+    roles: dict[str, str] = {}
     for address, role in entries:
-        email = address.lower()
-        if email and email not in skip:
-            _add_row(session, ticket, "participants", Participant(email=email, role=role))
-            skip.add(email)
-            added.append(email)
+        roles.setdefault(address.lower(), role)
+    added = newcomers(ticket, roles, exclude)
+    for email in added:
+        _add_row(session, ticket, "participants", Participant(email=email, role=roles[email]))
     return added
+
+
+def newcomers(ticket: Ticket, addresses: Iterable[str], exclude: Iterable[str]) -> list[str]:
+    """The addresses, lower-cased and in order, that are neither ours (``support+TOKEN@``
+    included) nor already on the ticket."""
+    ours = {a.lower() for a in exclude}
+    skip = {p.email for p in ticket.participants}
+    found = dict.fromkeys(a.lower() for a in addresses)
+    return [e for e in found if e and e not in skip and base_address(e) not in ours]
 
 
 def record_inbound(

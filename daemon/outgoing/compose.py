@@ -126,9 +126,11 @@ def queue_agent_notification(
     event: str,
     message: Message | None,
     now: datetime,
+    withheld: Sequence[str] = (),
 ) -> bool:
     """Tell an agent what happened, with the customer's words and a reply address of their
-    own; False when a limit held it back (the ticket records that)."""
+    own; False when a limit held it back (the ticket records that). ``withheld`` are
+    addresses the mail copied that did not become participants."""
     limit = app.settings.notify.max_per_agent_per_hour
     kind = "agent_notification"
     if not staff_mail_allowed(app, session, ticket, agent, now, kind=kind, per_hour=limit):
@@ -148,6 +150,13 @@ def queue_agent_notification(
     if message is not None:
         lines += [f"{message.from_addr} wrote:", "", *new_part(message), ""]
     lines += [f"Attachment: {name}" for name in listed]
+    if withheld:
+        lines += [
+            f"Also addressed, not copied on the ticket: {', '.join(withheld)}",
+            "(this mail carries no reply token of ours, so it does not prove that its sender",
+            "saw our mail; to copy one of them, answer with #cc ADDRESS)",
+            "",
+        ]
     lines += [
         "-- ",
         "Reply to this mail to answer the customer. Commands on the first lines:",

@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import authres
 from sqlalchemy.orm import Session
 
 from postdesk.config.errors import ConfigError
@@ -20,6 +19,7 @@ from postdesk.daemon import ticket_state
 from postdesk.daemon.app import App
 from postdesk.daemon.outgoing.closing import Occasion, send_closing_notice, survey_due
 from postdesk.daemon.outgoing.compose import queue_agent_notification, queue_notice, queue_relay
+from postdesk.daemon.pipeline.authentication import Verdict, verdict
 from postdesk.parsers.commands import KNOWN, without_commands
 from postdesk.parsers.model import Attachment, Command, InboundMessage
 from postdesk.parsers.references import verify_agent_token
@@ -54,31 +54,11 @@ def token_ticket(app: App, msg: InboundMessage) -> int | None:
     return None
 
 
-def proof(app: App, msg: InboundMessage, ticket: Ticket) -> str:
-    """How the sender proved to be the agent, or '' when it did not."""
+def proof(app: App, msg: InboundMessage, ticket: Ticket) -> Verdict:
+    """How the sender proved to be the agent; an empty proof says why not."""
     if token_ticket(app, msg) == ticket.id:
-        return "agent reply token"
-    trusted = {s.lower() for s in app.settings.agent_auth.trusted_authserv_ids}
-    domain = msg.from_addr.rpartition("@")[2]
-    for value in msg.authentication_results:
-        try:
-            header = authres.AuthenticationResultsHeader.parse(f"Authentication-Results: {value}")
-        except Exception:
-            continue
-        if str(header.authserv_id).lower() not in trusted:
-            continue
-        for result in header.results:
-            method = str(result.method).lower()
-            if method not in app.settings.agent_auth.methods or str(result.result) != "pass":
-                continue
-            names = {
-                str(p.value).lower().lstrip("@").rpartition("@")[2]
-                for p in result.properties
-                if (p.type, p.name) in (("header", "d"), ("header", "i"), ("smtp", "mailfrom"))
-            }
-            if domain in names:
-                return f"{method}=pass from {header.authserv_id}"
-    return ""
+        return Verdict("agent reply token")
+    return verdict(msg.trace, msg.from_addr, app.settings.agent_auth)
 
 
 def handle(
@@ -86,8 +66,8 @@ def handle(
 ) -> tuple[str, int]:
     """Apply an agent's mail to its ticket; returns the outcome reason and mails queued."""
     proven = proof(app, msg, ticket)
-    if not proven:
-        return _refuse_forgery(app, session, ticket, msg, inbound_id, now)
+    if not proven.proof:
+        return _refuse_forgery(app, session, ticket, msg, proven.why_not, inbound_id, now)
     ticket = surviving(session, ticket)
     outcome = Outcome()
     unknown = [c for c in msg.commands if c.name not in KNOWN]
@@ -126,7 +106,7 @@ def handle(
         actor=msg.from_addr,
         type="agent_mail",
         now=now,
-        proof=proven,
+        proof=proven.proof,
         done=outcome.done,
         refused=outcome.refused,
         inbound=inbound_id,
@@ -269,13 +249,24 @@ def _note(
 
 
 def _refuse_forgery(
-    app: App, session: Session, ticket: Ticket, msg: InboundMessage, inbound_id: int, now: datetime
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    msg: InboundMessage,
+    why_not: str,
+    inbound_id: int,
+    now: datetime,
 ) -> tuple[str, int]:
     """Record the forged mail and warn the real agent, at most
     `notify.forgery_notices_per_agent_per_hour` times: a forger must not flood the agent."""
     log.warning(
         "unproven mail from an agent address",
-        extra={"ticket": ticket.number, "from": msg.from_addr, "message_id": msg.message_id},
+        extra={
+            "ticket": ticket.number,
+            "from": msg.from_addr,
+            "message_id": msg.message_id,
+            "why_not": why_not,
+        },
     )
     add_event(
         ticket,
@@ -284,6 +275,7 @@ def _refuse_forgery(
         now=now,
         inbound=inbound_id,
         reason="agent address without proof: nothing executed or relayed",
+        why_not=why_not,
     )
     warned = queue_notice(
         app,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -12,7 +13,10 @@ from postdesk.daemon.pipeline.result import Received
 from postdesk.parsers.model import InboundMessage
 from postdesk.store import suppressions
 from postdesk.store.models import Ticket
+from postdesk.store.outbox import recipients_of
 from postdesk.store.tickets import add_event
+
+log = logging.getLogger("postdesk.bounces")
 
 
 def record_bounce(
@@ -25,10 +29,19 @@ def record_bounce(
 ) -> None:
     """Our mail for this ticket bounced: note it, stop automatic mail there, tell the agents.
 
-    The ticket is found by the signed token of our own Message-ID inside the bounce, which
-    a forger cannot produce, so suppressing the failed addresses is safe.
+    The ticket is found by the signed token inside the bounce, but the addresses it lists
+    are its sender's word: anyone may bounce our acknowledgement to them and list others.
+    Only recipients of the mail we sent with a Message-ID the bounce quotes are paused.
     """
-    failed = list(msg.bounced_recipients) or [ticket.requester]
+    sent_to = recipients_of(session, ticket.id, msg.sent_message_ids)
+    listed = list(msg.bounced_recipients) or sorted(sent_to)
+    failed = [a for a in listed if a in sent_to]
+    strangers = [a for a in listed if a not in sent_to]
+    if strangers:
+        log.warning(
+            "bounce lists addresses our mail was not sent to",
+            extra={"ticket": ticket.number, "addresses": ",".join(strangers)},
+        )
     until = now + app.settings.autoreply.bounce_suppression
     for address in failed:
         suppressions.suppress(
@@ -40,9 +53,13 @@ def record_bounce(
         type="bounce",
         now=now,
         failed=failed,
+        not_our_recipients=strangers,
+        message_ids=list(msg.sent_message_ids),
         reason=msg.kind_reason,
         inbound=inbound.id,
     )
+    if not failed:
+        return
     recipients = [ticket.assignee] if ticket.assignee else app.settings.members_of(ticket.queue)
     queue = next((q for q in app.settings.queues if q.name == ticket.queue), None)
     if not recipients and queue and queue.escalation:

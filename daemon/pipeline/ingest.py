@@ -34,8 +34,7 @@ from postdesk.daemon.pipeline.result import (
     finish,
 )
 from postdesk.daemon.pipeline.surveys import survey_answer
-from postdesk.daemon.pipeline.tickets import append, create
-from postdesk.daemon.ticket_state import REOPENABLE
+from postdesk.daemon.pipeline.tickets import follow
 from postdesk.parsers import parse
 from postdesk.parsers.model import InboundMessage, Kind
 from postdesk.store import inbound as received_rows
@@ -181,15 +180,7 @@ def _process(
                 inbound=inbound.id,
             )
         return finish(session, inbound, SUPPRESSED, f"{msg.kind}: {msg.kind_reason}", thread.ticket)
-    ticket = thread.ticket
-    if ticket is not None and ticket.status in REOPENABLE:
-        ended = ticket.closed_at or ticket.resolved_at or ticket.updated_at
-        if now - ended > app.settings.lifecycle.reopen_within:
-            thread = type(thread)(None, "", related=ticket)
-            ticket = None
-    if ticket is not None:
-        return append(app, session, inbound, ticket, msg, thread.how, now)
-    return create(app, session, inbound, msg, thread.related, now)
+    return follow(app, session, inbound, msg, thread, now)
 
 
 SEEN = select(Inbound.id, Inbound.sha256, Inbound.content_sha256).where(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -22,17 +23,42 @@ from postdesk.daemon.pipeline.result import (
 )
 from postdesk.daemon.ticket_state import REOPENABLE
 from postdesk.parsers.model import InboundMessage, Kind
+from postdesk.parsers.references import token_tickets
 from postdesk.rules.engine import Decision, evaluate
 from postdesk.rules.matchers import Context
 from postdesk.store.models import Message, Ticket
+from postdesk.store.outbox import recipients_of
 from postdesk.store.tickets import (
+    Thread,
     add_event,
     add_participants,
     is_known_customer,
+    newcomers,
     record_inbound,
+    surviving,
 )
 
 MAX_COPIED = 20
+
+
+def follow(
+    app: App,
+    session: Session,
+    inbound: Received,
+    msg: InboundMessage,
+    thread: Thread,
+    now: datetime,
+) -> IngestResult:
+    """A customer's mail joins its thread's ticket, reopening it within ``reopen_within``;
+    later, or with no ticket, it opens a new one (linked to the old)."""
+    ticket = thread.ticket
+    if ticket is not None and ticket.status in REOPENABLE:
+        ended = ticket.closed_at or ticket.resolved_at or ticket.updated_at
+        if now - ended > app.settings.lifecycle.reopen_within:
+            return create(app, session, inbound, msg, ticket, now)
+    if ticket is not None:
+        return append(app, session, inbound, ticket, msg, thread.how, now)
+    return create(app, session, inbound, msg, thread.related, now)
 
 
 def create(
@@ -113,9 +139,12 @@ def append(
     message = record_inbound(
         session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now
     )
-    added = add_participants(
-        session, ticket, [(address, "cc") for address in _copied(msg)], app.own_addresses
-    )
+    copied = _copied(msg)
+    if saw_our_mail(app, session, ticket, msg):
+        added = add_participants(session, ticket, [(a, "cc") for a in copied], app.own_addresses)
+        withheld: list[str] = []
+    else:
+        added, withheld = [], newcomers(ticket, copied, app.own_addresses)
     before = ticket.status
     if msg.kind == Kind.CUSTOMER:
         ticket_state.customer_replied(app, ticket, now)
@@ -128,6 +157,7 @@ def append(
         inbound=inbound.id,
         status=[before, ticket.status],
         participants_added=added,
+        participants_withheld=withheld,
         defects=list(msg.defects),
     )
     decision = evaluate(
@@ -140,20 +170,52 @@ def append(
         queued = acknowledge(app, session, ticket, msg, decision, now, is_new=False)
     if app.settings.notify.customer_reply:
         event = "reopened" if before in REOPENABLE else "customer reply"
-        queued += notify_agents(app, session, ticket, event, message, now)
+        queued += notify_agents(app, session, ticket, event, message, now, withheld)
     result = finish(session, inbound, APPENDED, how, ticket)
     return IngestResult(result.outcome, result.ticket_number, how, queued)
 
 
 def notify_agents(
-    app: App, session: Session, ticket: Ticket, event: str, message: Message, now: datetime
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    event: str,
+    message: Message,
+    now: datetime,
+    withheld: Sequence[str] = (),
 ) -> int:
-    """The assignee, else the queue's members, hear of the customer's mail."""
+    """The assignee, else the queue's members, hear of the customer's mail (and of the
+    addresses it copied that were not made participants)."""
     agents_to_tell = [ticket.assignee] if ticket.assignee else app.settings.members_of(ticket.queue)
     return sum(
-        queue_agent_notification(app, session, ticket, agent, event, message, now)
+        queue_agent_notification(app, session, ticket, agent, event, message, now, withheld)
         for agent in agents_to_tell
     )
+
+
+def saw_our_mail(app: App, session: Session, ticket: Ticket, msg: InboundMessage) -> bool:
+    """Whether the mail proves its sender saw our mail on this ticket (DESIGN.md 5a): the
+    ticket's signed token in a recipient address, or a Message-ID we sent to the sender
+    (a ticket merged into this one counts as this one). A subject tag, or the Message-ID of
+    the customer's own mail, is known to anyone the customer wrote to, so it proves nothing
+    about who may join."""
+    if any(_same(session, t, ticket) for t in msg.reply_address_tickets):
+        return True
+    ours: dict[int, list[str]] = {}
+    for ref in (*msg.in_reply_to, *msg.references):
+        for sent_on in token_tickets(app.secret, (), (ref,)):
+            ours.setdefault(sent_on, []).append(ref)
+    return any(
+        _same(session, sent_on, ticket) and msg.from_addr in recipients_of(session, sent_on, refs)
+        for sent_on, refs in ours.items()
+    )
+
+
+def _same(session: Session, ticket_id: int, ticket: Ticket) -> bool:
+    if ticket_id == ticket.id:
+        return True
+    named = session.get(Ticket, ticket_id)
+    return named is not None and surviving(session, named).id == ticket.id
 
 
 def _copied(msg: InboundMessage) -> list[str]:

@@ -340,24 +340,6 @@ def test_forged_agent_mail_is_refused_and_the_agent_told(desk: App) -> None:
     assert "was not accepted" in warning["Subject"]
 
 
-@pytest.mark.parametrize(
-    ("server", "accepted"), [("mx.example.com", True), ("mx.attacker.example", False)]
-)
-def test_dkim_pass_from_a_trusted_server_proves_the_agent(
-    desk: App, server: str, accepted: bool
-) -> None:
-    start(desk)
-    signed = mail(
-        sender=ANNA,
-        subject="Re: [#1] Printer is on fire",
-        body="#priority high\nLooking into it.",
-        Authentication_Results=f"{server}; dkim=pass header.d=example.com; spf=fail",
-    )
-    ingest(desk, signed.as_bytes(), "smtp", NOW)
-    assert (ticket(desk)["priority"] == "high") is accepted
-    assert (len(sent(desk, "agent_reply")) == 1) is accepted
-
-
 def client_fixture(name: str, notice: EmailMessage) -> bytes:
     """A reply saved from a real client's layout, addressed to this test's notification."""
     text = (DATA / "agents" / name).read_text(encoding="utf-8")
@@ -420,6 +402,23 @@ def test_merge_moves_a_duplicate_into_the_original(desk: App) -> None:
     ingest(desk, reply_as_agent(second, "It is fixed now."), "smtp", NOW + timedelta(hours=2))
     (relay,) = sent(desk, "agent_reply")
     assert "[#1]" in relay["Subject"] and ticket(desk, 1)["status"] == "pending"
+
+
+def test_reply_to_our_mail_on_a_merged_ticket_proves_its_sender(desk: App) -> None:
+    """Our acknowledgement of the duplicate was mailed to the customer: answering it, with a
+    colleague in copy, is a reply to the surviving ticket that copies the colleague."""
+    start(desk)
+    ingest(desk, mail(subject="Printer STILL on fire").as_bytes(), "smtp", NOW)
+    duplicate_ack = sent(desk, "autoreply")[-1]
+    notice = sent(desk, "agent_notification", ANNA)[-1]
+    ingest(desk, reply_as_agent(notice, "#merge 1"), "smtp", NOW)
+    answer = mail(
+        subject="Re: Printer STILL on fire",
+        In_Reply_To=str(duplicate_ack["Message-ID"]),
+        Cc="colleague@example.org",
+    )
+    assert ingest(desk, answer.as_bytes(), "smtp", NOW).ticket_number == 1
+    assert "colleague@example.org" in [p["email"] for p in ticket(desk, 1)["participants"]]
 
 
 def test_merge_into_itself_or_nowhere_is_refused(desk: App) -> None:

@@ -154,6 +154,27 @@ def test_forged_bounce_suppresses_nothing(desk: App) -> None:
         assert list(session.scalars(select(Suppression))) == []
 
 
+def test_bounce_pauses_only_recipients_of_the_mail_it_names(desk: App) -> None:
+    """An attacker bounces our acknowledgement to them and lists the victims as failed."""
+    ingest(desk, mail(sender="mallory@evil.example").as_bytes(), "smtp", MONDAY)
+    (ack,) = outbox(desk, "autoreply")
+    fake = bounce_of(ack.content, "ann@example.org").replace(
+        b"Final-Recipient: rfc822; ann@example.org\r\n",
+        b"Final-Recipient: rfc822; ann@example.org\r\nAction: failed\r\n\r\n"
+        b"Final-Recipient: rfc822; mallory@evil.example\r\n",
+    )
+    ingest(desk, fake, "smtp", MONDAY)
+    bounce = next(e for e in events(desk, 1) if e["type"] == "bounce")
+    assert bounce["data"]["failed"] == ["mallory@evil.example"]
+    assert bounce["data"]["not_our_recipients"] == ["ann@example.org"]
+    with desk.db.transaction() as session:
+        assert [r.address for r in session.scalars(select(Suppression))] == ["mallory@evil.example"]
+    assert all(
+        "ann@example.org" not in parse_mail(n.content).get_content() for n in outbox(desk, "notice")
+    )
+    assert ingest(desk, mail().as_bytes(), "smtp", MONDAY).queued_mail == 1
+
+
 def test_circuit_breaker_stops_automatic_mail_and_alerts_once(desk: App) -> None:
     for i in range(5):
         ingest(desk, mail(sender=f"c{i}@example.org").as_bytes(), "smtp", MONDAY)

@@ -92,12 +92,41 @@ def test_reply_by_in_reply_to_our_acknowledgement(app: Any) -> None:
     assert (result.outcome, result.ticket_number) == ("appended", 1)
 
 
-def test_cc_participant_reply_joins_and_new_cc_is_added(app: Any) -> None:
+def test_reply_with_our_token_adds_its_copies(app: Any) -> None:
     ingest(app, mail(Cc="bob@example.org").as_bytes(), "test", NOW)
-    reply = mail(sender="bob@example.org", subject="Re: [#1] Printer", Cc="carol@example.org")
+    ack = parse_mail(outbox_rows(app)[0].content)
+    reply = mail(subject="Re: [#1] Printer", to=str(ack["Reply-To"]), Cc="carol@example.org")
     assert ingest(app, reply.as_bytes(), "test", NOW).outcome == "appended"
     emails = [p["email"] for p in show(app, 1)["participants"]]
     assert emails == ["ann@example.org", "bob@example.org", "carol@example.org"]
+
+
+def test_reply_to_a_message_id_we_sent_the_sender_adds_its_copies(app: Any) -> None:
+    ingest(app, mail().as_bytes(), "test", NOW)
+    ack = parse_mail(outbox_rows(app)[0].content)
+    reply = mail(subject="Re: Printer", In_Reply_To=str(ack["Message-ID"]), Cc="carol@example.org")
+    ingest(app, reply.as_bytes(), "test", NOW)
+    assert [p["email"] for p in show(app, 1)["participants"]] == [
+        "ann@example.org",
+        "carol@example.org",
+    ]
+
+
+def test_reply_by_subject_tag_alone_adds_nobody(app: Any) -> None:
+    """A participant's mail threads by its [#N], but its copies join only by proof."""
+    ingest(app, mail(Cc="bob@example.org").as_bytes(), "test", NOW)
+    ack = parse_mail(outbox_rows(app)[0].content)
+    reply = mail(
+        sender="bob@example.org",  # the ack went to ann alone: its Message-ID is no proof for bob
+        subject="Re: [#1] Printer",
+        In_Reply_To=str(ack["Message-ID"]),
+        Cc="carol@example.org",
+    )
+    assert ingest(app, reply.as_bytes(), "test", NOW).outcome == "appended"
+    ticket = show(app, 1)
+    assert [p["email"] for p in ticket["participants"]] == ["ann@example.org", "bob@example.org"]
+    (event,) = [e for e in ticket["events"] if e["type"] == "reply"]
+    assert event["data"]["participants_withheld"] == ["carol@example.org"]
 
 
 def test_stranger_quoting_a_ticket_number_gets_a_new_ticket(app: Any) -> None:

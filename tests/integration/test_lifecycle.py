@@ -104,19 +104,68 @@ def test_pending_reminders_close_and_survey(make_desk: Callable[..., App]) -> No
     links = re.findall(r"mailto:(\S+)", text(closing))
     assert len(links) == 2
     good = unquote(links[0]).split("?")[0]
-    answer = mail(to=good, subject="[#1] survey", body="Fast and friendly, thanks!")
+    answer = mail(to=good, subject="[#1] survey", body="")
     result = ingest(desk, answer.as_bytes(), "smtp", MONDAY + 7 * DAY)
     assert (result.outcome, result.queued_mail) == ("suppressed", 0)
     state = show(desk)
     assert state["status"] == "closed"
     survey = next(e for e in state["events"] if e["type"] == "survey_answer")
-    assert survey["data"] == {"score": 5, "comment": "Fast and friendly, thanks!"}
+    assert survey["data"] == {"score": 5, "comment": ""}
     bad = unquote(links[1]).split("?")[0]
-    ingest(desk, mail(to=bad, subject="x", body="changed my mind").as_bytes(), "smtp", MONDAY)
+    ingest(desk, mail(to=bad, subject="x", body="").as_bytes(), "smtp", MONDAY + 7 * DAY)
     assert any(e["type"] == "survey_repeated" for e in show(desk)["events"])
     with desk.db.transaction() as session:
         assert session.scalar(select(Ticket.csat_score)) == 5
         assert session.scalar(select(func.count()).select_from(Ticket)) == 1
+
+
+def closed_with_survey(desk: App) -> list[str]:
+    """Ticket #1 closed by the reminder cycle; its survey's answer addresses, best first."""
+    open_ticket(desk)
+    agent_answers(desk, 1, "Please restart the printer.", MONDAY)
+    for days in (2, 4, 6):  # two reminders, then the close
+        run(desk, MONDAY + days * DAY)
+    assert show(desk)["status"] == "closed"
+    (closing,) = outbox(desk, "survey")
+    return [unquote(link).split("?")[0] for link in re.findall(r"mailto:(\S+)", text(closing))]
+
+
+def test_survey_comment_reopens_the_ticket_and_tells_the_agents(
+    make_desk: Callable[..., App],
+) -> None:
+    desk = make_desk(notify={"customer_reply": True})
+    _, bad = closed_with_survey(desk)
+    answer = mail(to=bad, subject="[#1] survey", body="Please reopen, it still fails.")
+    result = ingest(desk, answer.as_bytes(), "smtp", MONDAY + 7 * DAY)
+    assert result.outcome == "appended"
+    state = show(desk)
+    assert (state["status"], state["reopen_count"]) == ("open", 1)
+    assert state["messages"][-1]["kind"] == "customer"
+    assert "it still fails" in state["messages"][-1]["body"]
+    (notice,) = [n for n in outbox(desk, "agent_notification") if "reopened" in str(n["Subject"])]
+    assert "Please reopen, it still fails." in text(notice)
+    with desk.db.transaction() as session:
+        assert session.scalar(select(Ticket.csat_score)) == 1
+
+
+def test_survey_answer_of_another_sender_is_ignored_and_blocks_nothing(
+    make_desk: Callable[..., App],
+) -> None:
+    desk = make_desk()
+    good, bad = closed_with_survey(desk)
+    forged = mail(sender="mallory@evil.example", to=good, subject="[#1] survey", body="Great!")
+    result = ingest(desk, forged.as_bytes(), "smtp", MONDAY + 7 * DAY)
+    assert (result.outcome, result.reason) == ("suppressed", "survey answer not from the requester")
+    state = show(desk)
+    assert state["status"] == "closed"
+    assert any(
+        e["type"] == "security" and e["actor"] == "mallory@evil.example" for e in state["events"]
+    )
+    own = mail(to=bad, subject="[#1] survey", body="Please reopen, it still fails.")
+    assert ingest(desk, own.as_bytes(), "smtp", MONDAY + 7 * DAY).outcome == "appended"
+    assert show(desk)["status"] == "open"
+    with desk.db.transaction() as session:
+        assert session.scalar(select(Ticket.csat_score)) == 1
 
 
 def test_forged_survey_answer_is_ignored(make_desk: Callable[..., App]) -> None:
@@ -306,7 +355,8 @@ def test_nps_scale_links_and_figure(make_desk: Callable[..., App]) -> None:
     assert "recommend us" in text(survey)
     links = survey_links(survey)
     assert len(links) == 11
-    ingest(desk, mail(to=links[0], subject="[#1] survey").as_bytes(), "smtp", MONDAY + DAY)
+    click = mail(to=links[0], subject="[#1] survey", body="")  # words would be a reply
+    ingest(desk, click.as_bytes(), "smtp", MONDAY + DAY)
     assert show(desk)["events"][-1]["data"]["score"] == 10
     figures = build(desk, MONDAY - DAY, MONDAY + 2 * DAY).overall
     assert (figures.nps, figures.csat) == (100.0, 1.0)
