@@ -13,8 +13,9 @@ from postdesk.store.models import Ticket
 
 
 def support_address(app: App, msg: InboundMessage) -> str:
-    """The support address the customer wrote to, so answers come from where they wrote."""
-    for address in (*msg.to, *msg.cc):
+    """The support address the customer wrote to, so answers come from where they wrote;
+    when we were a blind copy, the one the mail was delivered to."""
+    for address in (*msg.to, *msg.cc, *msg.envelope_to):
         if (base := base_address(address)) in app.own_addresses:
             return base
     return app.settings.support_addresses[0]

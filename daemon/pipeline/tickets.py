@@ -23,7 +23,7 @@ from postdesk.daemon.pipeline.result import (
 )
 from postdesk.daemon.ticket_state import REOPENABLE
 from postdesk.parsers.model import InboundMessage, Kind
-from postdesk.parsers.references import token_tickets
+from postdesk.parsers.references import base_address, token_tickets
 from postdesk.rules.engine import Decision, evaluate
 from postdesk.rules.matchers import Context
 from postdesk.store.models import Message, Ticket
@@ -88,7 +88,7 @@ def create(
     )
     entries = [
         (msg.from_addr, "requester"),
-        *((address, "cc") for address in _copied(msg)),
+        *((address, "cc") for address in _copied(app, msg)),
         *((address, "watcher") for address in decision.watchers),
     ]
     add_participants(session, ticket, entries, app.own_addresses)
@@ -139,7 +139,7 @@ def append(
     message = record_inbound(
         session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now
     )
-    copied = _copied(msg)
+    copied = _copied(app, msg)
     if saw_our_mail(app, session, ticket, msg):
         added = add_participants(session, ticket, [(a, "cc") for a in copied], app.own_addresses)
         withheld: list[str] = []
@@ -218,10 +218,20 @@ def _same(session: Session, ticket_id: int, ticket: Ticket) -> bool:
     return named is not None and surviving(session, named).id == ticket.id
 
 
-def _copied(msg: InboundMessage) -> list[str]:
+def _copied(app: App, msg: InboundMessage) -> list[str]:
     """The To and Cc addresses that become participants: a mail to thousands of addresses
-    must not make our answers go to all of them."""
+    must not make our answers go to all of them, and when we were only a blind copy the
+    people in To and Cc were never told we would write to them."""
+    if blind_copy(app, msg):
+        return []
     return [*msg.to, *msg.cc][:MAX_COPIED]
+
+
+def blind_copy(app: App, msg: InboundMessage) -> bool:
+    """A support address received the mail (envelope) but is in neither To nor Cc."""
+    ours = app.own_addresses
+    delivered = any(base_address(a) in ours for a in msg.envelope_to)
+    return delivered and not any(base_address(a) in ours for a in (*msg.to, *msg.cc))
 
 
 def _context(

@@ -18,6 +18,7 @@ from postdesk.daemon.pipeline.ingest import ingest
 from postdesk.daemon.runners.sender import deliver_due
 from postdesk.daemon.sweeps.run import run
 from postdesk.store.models import Outbox
+from postdesk.store.tickets import load_ticket
 from tests.conftest import Sink
 from tests.helpers import mail, parse_mail
 
@@ -128,3 +129,24 @@ def test_a_brands_mail_leaves_with_the_brands_envelope_sender(
         (BRAND2, ["ann@example.org"]),
         ("support@example.com", ["bob@example.org"]),
     ]
+
+
+def test_a_blind_copy_makes_nobody_in_to_or_cc_a_participant(
+    open_app: Callable[..., App],
+) -> None:
+    app = open_app(
+        support_addresses=["support@example.com", {"address": BRAND2, "name": "Brand2 Help"}],
+    )
+    bcc = mail(to="Colleague <colleague@example.org>", Cc="boss@example.org")
+    result = ingest(app, bcc.as_bytes(), "smtp", NOW, envelope_to=(BRAND2,))
+    assert result.outcome == "ticket_created"
+    plain = mail(sender="bob@example.org", Cc="bobs-boss@example.org")
+    ingest(app, plain.as_bytes(), "smtp", NOW, envelope_to=("support@example.com",))
+    with app.db.transaction() as session:
+        first, second = (load_ticket(session, n) for n in ("1", "2"))
+        assert first is not None and second is not None
+        assert [p.email for p in first.participants] == ["ann@example.org"]
+        assert first.brand == BRAND2  # the address it was delivered to
+        assert "bobs-boss@example.org" in [p.email for p in second.participants]
+    ack = next(a for a in sent(app, "autoreply") if a["To"] == "ann@example.org")
+    assert ack["Cc"] is None and addr(ack, "From") == BRAND2
