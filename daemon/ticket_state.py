@@ -185,5 +185,10 @@ def sla_flagged(app: App, ticket: Ticket, flags: list[str]) -> None:
     sla.reschedule(app, ticket)
 
 
+def hold_sweeps(ticket: Ticket, until: datetime) -> None:
+    """A sweep failed on this ticket: the timed work leaves it alone until then."""
+    ticket.sweep_hold_until = until
+
+
 def scored(ticket: Ticket, score: int) -> None:
     ticket.csat_score = score

@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from postdesk.config.errors import TemporaryFailure
+from postdesk.daemon import ticket_state
 from postdesk.daemon.app import App
 from postdesk.daemon.outgoing.compose import queue_alert
 from postdesk.daemon.sweeps.closing import close
@@ -126,7 +127,7 @@ def _failed(
     retry_at = now + SWEEP_RETRY
     fields = {"ticket": ticket.number, "sweep": kind, "retry_at": retry_at.isoformat()}
     log.error("sweep failed on one ticket; the others go on", extra=fields, exc_info=exc)
-    ticket.sweep_hold_until = retry_at
+    ticket_state.hold_sweeps(ticket, retry_at)
     add_event(
         ticket,
         actor="postdesk",
