@@ -66,7 +66,8 @@ class Desk:
     def mails(self) -> list[EmailMessage]:
         """Every mail the desk sent, in the order it queued them."""
         self.settle()
-        files = sorted((self.maildir / "new").iterdir(), key=lambda p: p.stat().st_mtime_ns)
+        delivered = self.maildir / "new"  # made with the first delivery
+        files = sorted(delivered.glob("*"), key=lambda p: p.stat().st_mtime_ns)
         return [parse_mail(p.read_bytes()) for p in files]
 
     def to(self, address: str) -> list[EmailMessage]:
