@@ -6,11 +6,14 @@ import argparse
 import json
 import sys
 
+from sqlalchemy.orm import Session
+
 from postdesk.daemon.cli.common import emit, open_app
 from postdesk.daemon.errors import EX_DATAERR, EX_OK
 from postdesk.daemon.pipeline.ingest import ingest
 from postdesk.daemon.pipeline.result import RELEASED
 from postdesk.store.inbound import forget_quarantined, get_quarantined, quarantined, row_view
+from postdesk.store.models import Inbound
 
 
 def cmd_quarantine_list(args: argparse.Namespace) -> int:
@@ -33,9 +36,8 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
 def cmd_quarantine_show(args: argparse.Namespace) -> int:
     app = open_app(args)
     with app.db.transaction() as session:
-        row = get_quarantined(session, args.id)
+        row = _quarantined(session, args.id)
         if row is None:
-            print(f"no quarantined message {args.id}", file=sys.stderr)
             return EX_DATAERR
         data = row_view(row)
     raw = app.raw.get(data["sha256"])
@@ -55,9 +57,8 @@ def cmd_quarantine_show(args: argparse.Namespace) -> int:
 def cmd_quarantine_release(args: argparse.Namespace) -> int:
     app = open_app(args)
     with app.db.transaction() as session:
-        row = get_quarantined(session, args.id)
+        row = _quarantined(session, args.id)
         if row is None:
-            print(f"no quarantined message {args.id}", file=sys.stderr)
             return EX_DATAERR
         sha256 = row.sha256
         forget_quarantined(session, row)
@@ -68,3 +69,11 @@ def cmd_quarantine_release(args: argparse.Namespace) -> int:
         )
     )
     return EX_OK
+
+
+def _quarantined(session: Session, row_id: int) -> Inbound | None:
+    """The quarantined row, or None after telling the user there is no such message."""
+    row = get_quarantined(session, row_id)
+    if row is None:
+        print(f"no quarantined message {row_id}", file=sys.stderr)
+    return row
