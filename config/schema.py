@@ -303,6 +303,10 @@ class Settings(Strict):
     mailboxes: list[Mailbox] = []
     outgoing: Outgoing = Outgoing()
     agents: list[Agent] = []
+    forward_ack: bool = False
+    """`agents.forward_ack`: whether the customer of a ticket an agent opened by forwarding
+    the customer's mail gets the acknowledgement (the customer wrote to the agent, not to
+    us, and may not expect mail from the desk)."""
     agent_auth: AgentAuth = AgentAuth()
     notify: Notify = Notify()
     queues: list[Queue] = [Queue(name=n) for n in ("general", "billing", "ops")]
@@ -336,6 +340,27 @@ class Settings(Strict):
         }
         addresses = [e.get("address", "") if isinstance(e, dict) else e for e in entries]
         return {**data, "support_addresses": addresses, "brands": brands}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _agents_with_options(cls, data: Any) -> Any:
+        """`agents` is the list of agents, or a mapping of the options about them with the
+        list under `team`: the contract's list form stays valid."""
+        if not isinstance(data, dict):
+            return data
+        if "forward_ack" in data:
+            raise ValueError("forward_ack belongs under agents (agents.forward_ack)")
+        if not isinstance(data.get("agents"), dict):
+            return data
+        options = dict(data["agents"])
+        unknown = set(options) - {"team", "forward_ack"}
+        if unknown:
+            raise ValueError(f"agents: unknown key {sorted(unknown)[0]!r} (team, forward_ack)")
+        return {
+            **data,
+            "agents": options.get("team", []),
+            "forward_ack": options.get("forward_ack", False),
+        }
 
     def brand(self, address: str) -> Brand:
         """The brand of a support address; a plain address is a brand with no extras."""

@@ -9,6 +9,7 @@ from postdesk.config.errors import BadData
 from postdesk.parsers import mime
 from postdesk.parsers.classify import bounced_recipients, classify
 from postdesk.parsers.commands import commands
+from postdesk.parsers.forwards import forwarded
 from postdesk.parsers.model import Attachment, InboundMessage, Kind, ParseContext
 from postdesk.parsers.quotes import new_part, split_reply
 from postdesk.parsers.references import (
@@ -62,6 +63,18 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
     in_reply_to = message_ids(headers.get("in-reply-to", ""))
     references = message_ids(headers.get("references", ""))
     new_text = new_part(parsed.text) if kind == Kind.AGENT else split_reply(parsed.text)
+    forward = (
+        forwarded(
+            message,
+            parsed.text,
+            subject,
+            parsed.attachments,
+            ctx.store_blob,
+            ctx.max_attachment_bytes,
+        )
+        if kind == Kind.AGENT
+        else None
+    )
     return_path = headers.get("return-path")
     message_id = message_ids(headers.get("message-id", ""))
     return InboundMessage(
@@ -106,6 +119,7 @@ def parse(raw: bytes, ctx: ParseContext) -> InboundMessage:
         envelope_to=tuple(
             dict.fromkeys(a.lower() for a in ctx.envelope_to or [*delivered, *original_to])
         ),
+        forwarded=forward,
     )
 
 

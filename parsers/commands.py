@@ -29,6 +29,8 @@ KNOWN = (
     "cc",
     "reply",
     "merge",
+    "to",
+    "requester",
 )
 LINE = re.compile(r"^#([a-z]+)\b[ \t]*(.*)$", re.IGNORECASE)
 

@@ -394,6 +394,14 @@ def _payload(part: Message) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
+def as_bytes(message: Message) -> bytes:
+    """The message as bytes again, for a message enclosed in another to be read on its own."""
+    try:
+        return message.as_bytes()
+    except (ValueError, LookupError, UnicodeError, TypeError):
+        return str(message).encode("utf-8", "surrogateescape")
+
+
 def _raw_payload(part: Message) -> bytes:
     payload = part.get_payload()
     if isinstance(payload, list):

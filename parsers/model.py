@@ -47,6 +47,29 @@ class Command:
 
 
 @dataclass(frozen=True)
+class Forwarded:
+    """A customer's message that an agent's mail forwards, as far as the forward shows it."""
+
+    form: str
+    """How it was found: ``attached message`` or the client whose inline block it was."""
+    from_addr: str
+    """Lower-case; '' when the forward does not show a readable address."""
+    from_name: str
+    subject: str
+    date: datetime | None
+    text: str
+    html: str | None
+    attachments: tuple[Attachment, ...]
+    message_id: str | None
+    headers: dict[str, str]
+    """The enclosed message's fields for an attached one; none for an inline block."""
+    note: str
+    """The agent's own text above the forward, commands included."""
+    note_attachments: tuple[Attachment, ...] = ()
+    """The agent's own files beside an attached message."""
+
+
+@dataclass(frozen=True)
 class ParseContext:
     """What the parser must know about this installation to classify and thread."""
 
@@ -116,3 +139,5 @@ class InboundMessage:
     change. The same Message-ID and sender with another content hash is another message."""
     envelope_to: tuple[str, ...] = ()
     """Lower-case envelope recipients: the delivery's own, else Delivered-To/X-Original-To."""
+    forwarded: Forwarded | None = None
+    """The customer's message an agent's mail forwards (read for agents' mail only)."""

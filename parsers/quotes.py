@@ -53,14 +53,25 @@ LIST_FOOTER = re.compile(r"^\s*_{2,}\s*$")
 LIST_NAME = re.compile(r"^\S+ mailing list\s*$", re.IGNORECASE)
 """Mailman's footer ("____" over "<name> mailing list") is the list's text, not the writer's."""
 FORWARD = re.compile(
-    r"^\s*(?:-{2,}\s*(?:Forwarded message|Пересылаемое сообщение|Message transféré"
+    r"^\s*(?:-{2,}\s*(?:Forwarded message|Пересылаемое сообщение|Перенаправленное сообщение"
+    r"|Начало переадресованного сообщения|Beginning of forwarded message|Message transféré"
     r"|Weitergeleitete Nachricht|Mensaje reenviado|Doorgestuurd bericht"
     r"|Videresendt (?:melding|meddelelse)|Vidarebefordrat meddelande|Välitetty viesti)"
     r"\s*-*|Begin forwarded message:|Начало переадресованного сообщения:)\s*$",
     re.IGNORECASE,
 )
+"""The line above a forwarded message: Gmail and Mail.ru ("---------- Forwarded message
+---------", "-------- Пересылаемое сообщение --------"), Thunderbird ("-------- Forwarded
+Message --------", "-------- Перенаправленное сообщение --------"), Yandex ("--------
+Начало переадресованного сообщения --------"), Apple Mail ("Begin forwarded message:")."""
+FORWARD_END = re.compile(
+    r"^\s*-{2,}\s*(?:Конец переадресованного сообщения|End of forwarded message)\s*-*\s*$",
+    re.IGNORECASE,
+)
+"""Yandex closes its forwarded message with this line."""
 HEADER_FROM = re.compile(
-    r"^\s*\**(?:From|От|Від|De|Von|Fra|Från|Lähettäjä|Van|Da|Od|发件人)\s*\**\s*[:：]\**\s*\S",
+    r"^\s*\**(?:From|От кого|От|Отправитель|Від|De|Von|Fra|Från|Lähettäjä|Van|Da|Od|发件人)"
+    r"\s*\**\s*[:：]\**\s*\S",
     re.IGNORECASE,
 )
 HEADER_DATE = re.compile(
@@ -147,11 +158,11 @@ def _new_lines(lines: list[str]) -> tuple[list[str], bool]:
             continue
         if span and (quote_below or _dated(lines[i : i + span])):
             return kept, True
-        if SEPARATOR.match(lines[i]) or _outlook_block(lines, i):
+        if SEPARATOR.match(lines[i]) or header_block(lines, i):
             return kept, True
         below = following[i]
         if below >= 0 and (
-            (RULE.match(lines[i]) and _outlook_block(lines, below))
+            (RULE.match(lines[i]) and header_block(lines, below))
             or (LIST_FOOTER.match(lines[i]) and LIST_NAME.match(lines[below]))
         ):
             return kept, True
@@ -233,7 +244,7 @@ def _is_attribution(line: str) -> bool:
     return bool(DATED_START.match(line) and YEAR.search(line) and ADDRESS_END.search(line))
 
 
-def _outlook_block(lines: list[str], index: int) -> bool:
+def header_block(lines: list[str], index: int) -> bool:
     """A header block: "From:" closely followed by a date and a recipient field (any order),
     or directly by a date; or a date first, closely followed by "From:" or "To:" (as
     Thunderbird and BlackBerry write it)."""

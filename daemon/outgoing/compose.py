@@ -203,9 +203,8 @@ def queue_relay(
         (m.message_id for m in reversed(ticket.messages) if m.direction == "in" and m.message_id),
         None,
     )
-    subject = (
-        ticket.subject if ticket.subject.lower().startswith("re:") else f"Re: {ticket.subject}"
-    )
+    answers = last_in is not None and not ticket.subject.lower().startswith("re:")
+    subject = f"Re: {ticket.subject}" if answers else ticket.subject
     if f"[#{ticket.number}]" not in subject:
         subject = f"{subject} [#{ticket.number}]"
     files, _ = _attachments(app, attachments, app.settings.limits.max_attachment_bytes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,10 @@ from postdesk.store.tickets import (
 log = logging.getLogger("postdesk.agents")
 PRIORITIES = ("low", "normal", "high", "urgent")
 SURVEYED: dict[str, Occasion] = {"close": "agent_close", "resolve": "resolve"}
+OPENING = ("to", "requester")
+"""Commands that only a new mail to a support address obeys: they name whom it opens a
+ticket for (daemon/pipeline/on_behalf.py)."""
+Opened = Literal["", "forward", "to"]
 """Agent commands whose closing notice may carry the survey (`survey.send_on`)."""
 
 
@@ -62,12 +67,21 @@ def proof(app: App, msg: InboundMessage, ticket: Ticket) -> Verdict:
 
 
 def handle(
-    app: App, session: Session, ticket: Ticket, msg: InboundMessage, inbound_id: int, now: datetime
-) -> tuple[str, int]:
-    """Apply an agent's mail to its ticket; returns the outcome reason and mails queued."""
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    msg: InboundMessage,
+    inbound_id: int,
+    now: datetime,
+    opened: Opened = "",
+) -> tuple[str, int, Ticket]:
+    """Apply an agent's mail to its ticket; returns the outcome reason, the mails queued and
+    the ticket the mail landed on. ``opened`` says that this mail just opened the ticket: by
+    a forward, whose text is the agent's note, or by ``#to``, whose text is sent."""
     proven = proof(app, msg, ticket)
     if not proven.proof:
-        return _refuse_forgery(app, session, ticket, msg, proven.why_not, inbound_id, now)
+        reason, queued = _refuse_forgery(app, session, ticket, msg, proven.why_not, inbound_id, now)
+        return reason, queued, ticket
     ticket = surviving(session, ticket)
     outcome = Outcome()
     unknown = [c for c in msg.commands if c.name not in KNOWN]
@@ -82,20 +96,33 @@ def handle(
             reason="unknown command",
             commands=[c.line for c in unknown],
         )
-        return "unknown command", _summary(app, session, ticket, msg.from_addr, outcome, now)
+        return (
+            "unknown command",
+            _summary(app, session, ticket, msg.from_addr, outcome, now),
+            ticket,
+        )
     text = without_commands(msg.new_text, msg.commands).strip()
-    note = any(c.name == "note" for c in msg.commands)
+    note = opened == "forward" or any(c.name == "note" for c in msg.commands)
+    if opened:
+        outcome.done.append(f"ticket #{ticket.number} opened for {ticket.requester}")
+    outcome.refused += [
+        f"{c.line}: only a new mail to a support address opens a ticket"
+        for c in msg.commands
+        if c.name in OPENING and not opened
+    ]
     status_given = False
     for command in msg.commands:
+        if command.name in OPENING:
+            continue
         status_given |= command.name in COMMANDS
         _apply(app, session, ticket, msg.from_addr, command, outcome, now)
     ticket = surviving(session, ticket)
     text = _with_snippets(app, ticket, msg.commands, text, outcome)
     queued = 0
-    if note:
+    if note and (text or opened != "forward"):
         queued += _note(app, session, ticket, msg, text, inbound_id, now)
         outcome.done.append("kept as an internal note")
-    elif text:
+    elif text and not note:
         name = _agent_name(app, msg.from_addr)
         queue_relay(app, session, ticket, msg.from_addr, name, text, _rows(msg), inbound_id, now)
         queued += 1
@@ -112,7 +139,7 @@ def handle(
         inbound=inbound_id,
     )
     queued += _summary(app, session, ticket, msg.from_addr, outcome, now)
-    return "; ".join(outcome.done) or "no change", queued
+    return "; ".join(outcome.done) or "no change", queued, ticket
 
 
 def _apply(

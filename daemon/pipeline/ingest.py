@@ -21,7 +21,7 @@ from postdesk.config.errors import BadData, TemporaryFailure
 from postdesk.daemon import clock
 from postdesk.daemon.app import App
 from postdesk.daemon.counters import INGESTED
-from postdesk.daemon.pipeline import agents
+from postdesk.daemon.pipeline import agents, on_behalf
 from postdesk.daemon.pipeline.bounces import record_bounce
 from postdesk.daemon.pipeline.result import (
     APPENDED,
@@ -165,9 +165,11 @@ def _process(
         ticket_id = agents.token_ticket(app, msg)
         target = session.get(Ticket, ticket_id) if ticket_id else thread.ticket
         if target is not None:
-            reason, queued = agents.handle(app, session, target, msg, inbound.id, now)
-            finish(session, inbound, APPENDED, reason, target)
-            return IngestResult(APPENDED, target.number, reason, queued)
+            reason, queued, landed = agents.handle(app, session, target, msg, inbound.id, now)
+            finish(session, inbound, APPENDED, reason, landed)
+            return IngestResult(APPENDED, landed.number, reason, queued)
+        if on_behalf.wanted(msg):
+            return on_behalf.open_for_customer(app, session, inbound, msg, thread, now)
     if msg.kind not in (Kind.CUSTOMER, Kind.AGENT):
         if thread.ticket is not None:
             add_event(

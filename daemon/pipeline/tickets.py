@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -61,6 +62,28 @@ def follow(
     return create(app, session, inbound, msg, thread.related, now)
 
 
+@dataclass(frozen=True)
+class Opening:
+    """How a new ticket comes about when the customer's mail did not reach us itself: an
+    agent forwarded it (DESIGN.md section 5, "Forward on behalf")."""
+
+    agent: str
+    """Who forwarded it: the assignee unless a rule assigns, and told of nothing they did."""
+    brand: str
+    """The support address the agent wrote to."""
+    form: str
+    sent_at: datetime | None = None
+    """When the customer wrote it, as the forward says."""
+
+
+@dataclass(frozen=True)
+class Started:
+    ticket: Ticket
+    message: Message
+    decision: Decision
+    queued: int
+
+
 def create(
     app: App,
     session: Session,
@@ -69,32 +92,60 @@ def create(
     related: Ticket | None,
     now: datetime,
 ) -> IngestResult:
+    started = start(app, session, inbound, msg, related, now)
+    if isinstance(started, IngestResult):
+        return started
+    result = finish(session, inbound, CREATED, "", started.ticket)
+    return IngestResult(
+        result.outcome, result.ticket_number, started.decision.autoreply_reason, started.queued
+    )
+
+
+def start(
+    app: App,
+    session: Session,
+    inbound: Received,
+    msg: InboundMessage,
+    related: Ticket | None,
+    now: datetime,
+    opening: Opening | None = None,
+) -> Started | IngestResult:
+    """A new ticket for the customer's mail as the rules sort it, acknowledged and the agents
+    told; the quarantine's result when the rules call it spam. A forward an agent vouches
+    for is never spam, gets the acknowledgement only with ``agents.forward_ack``, copies
+    nobody from its fields, and is the forwarding agent's unless a rule assigns it."""
     settings = app.settings
-    decision = evaluate(app.playbook.rules, msg, _context(app, session, msg, inbound.source, now))
-    released = decision.spam and inbound.source == RELEASED
+    context = rules_context(app, session, msg, inbound.source, now)
+    decision = evaluate(app.playbook.rules, msg, context)
+    released = decision.spam and (inbound.source == RELEASED or opening is not None)
     if decision.spam and not released:
         return finish(
             session, inbound, QUARANTINED, f"spam by rules: {', '.join(decision.matched)}", None
         )
+    if opening is not None:
+        decision = vouched(decision, opening.agent)
     ticket = ticket_state.create(
         app,
         session,
         subject=msg.subject,
         requester=msg.from_addr,
-        brand=support_address(app, msg),
+        brand=opening.brand if opening else support_address(app, msg),
         decision=decision,
         related=related,
         now=now,
     )
     entries = [
         (msg.from_addr, "requester"),
-        *((address, "cc") for address in _copied(app, msg)),
+        *((address, "cc") for address in (_copied(app, msg) if opening is None else [])),
         *((address, "watcher") for address in decision.watchers),
     ]
     add_participants(session, ticket, entries, app.own_addresses)
+    sent_at = min(opening.sent_at, now) if opening and opening.sent_at else now
     message = record_inbound(
-        session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=now
+        session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=sent_at
     )
+    ticket.updated_at = now
+    forward = {"forwarded_by": opening.agent, "form": opening.form} if opening else {}
     add_event(
         ticket,
         actor=msg.from_addr,
@@ -106,11 +157,12 @@ def create(
         queue=ticket.queue,
         priority=ticket.priority,
         defects=list(msg.defects),
+        **forward,
     )
-    if released:  # the admin released it from the quarantine: a false spam hit
+    if released:  # the admin released it from the quarantine, or an agent forwarded it
         add_event(
             ticket,
-            actor="admin",
+            actor=opening.agent if opening else "admin",
             type="spam_released",
             now=now,
             rules=list(decision.matched),
@@ -120,11 +172,23 @@ def create(
         add_event(
             ticket, actor="postdesk", type="possibly_related", now=now, related=related.number
         )
-    queued = acknowledge(app, session, ticket, msg, decision, now, is_new=True)
+    if opening is None or settings.forward_ack:
+        queued = acknowledge(app, session, ticket, msg, decision, now, is_new=True)
+    else:
+        reason = "forwarded by an agent (agents.forward_ack is off)"
+        add_event(ticket, actor="postdesk", type="autoreply_suppressed", now=now, reason=reason)
+        queued = 0
     if settings.notify.new_ticket:
-        queued += notify_agents(app, session, ticket, "new ticket", message, now)
-    result = finish(session, inbound, CREATED, "", ticket)
-    return IngestResult(result.outcome, result.ticket_number, decision.autoreply_reason, queued)
+        skip = opening.agent if opening else ""
+        queued += notify_agents(app, session, ticket, "new ticket", message, now, skip=skip)
+    return Started(ticket, message, decision, queued)
+
+
+def vouched(decision: Decision, agent: str) -> Decision:
+    """A ticket an agent opened for a customer is that agent's unless a rule assigns it."""
+    if decision.assignee is None and not decision.assign:
+        return replace(decision, assignee=agent)
+    return decision
 
 
 def append(
@@ -160,9 +224,8 @@ def append(
         participants_withheld=withheld,
         defects=list(msg.defects),
     )
-    decision = evaluate(
-        app.playbook.rules, msg, _context(app, session, msg, inbound.source, now, is_reply=True)
-    )
+    context = rules_context(app, session, msg, inbound.source, now, is_reply=True)
+    decision = evaluate(app.playbook.rules, msg, context)
     if decision.matched:
         _apply_reply_rules(app, session, ticket, decision, now)
     queued = 0
@@ -183,13 +246,16 @@ def notify_agents(
     message: Message,
     now: datetime,
     withheld: Sequence[str] = (),
+    skip: str = "",
 ) -> int:
     """The assignee, else the queue's members, hear of the customer's mail (and of the
-    addresses it copied that were not made participants)."""
+    addresses it copied that were not made participants); ``skip`` is the agent who brought
+    the mail in and knows it."""
     agents_to_tell = [ticket.assignee] if ticket.assignee else app.settings.members_of(ticket.queue)
     return sum(
         queue_agent_notification(app, session, ticket, agent, event, message, now, withheld)
         for agent in agents_to_tell
+        if agent != skip
     )
 
 
@@ -234,7 +300,7 @@ def blind_copy(app: App, msg: InboundMessage) -> bool:
     return delivered and not any(base_address(a) in ours for a in (*msg.to, *msg.cc))
 
 
-def _context(
+def rules_context(
     app: App,
     session: Session,
     msg: InboundMessage,
