@@ -16,11 +16,11 @@ detector's (``quotes``); this module reads the fields out of them.
 from __future__ import annotations
 
 import re
+import textwrap
 import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from email.message import Message
-from email.utils import parsedate_to_datetime
 
 from dateutil import parser as dateparser
 
@@ -169,12 +169,12 @@ def _inline(text: str, subject: str, attachments: Sequence[Attachment]) -> Forwa
         from_name=name,
         subject=fields.get("subject") or without_prefix(subject),
         date=written_date(fields.get("date", "")),
-        text="\n".join(rest[:end]).strip("\n"),
+        text=textwrap.dedent("\n".join(rest[:end])).strip("\n"),
         html=None,
         attachments=tuple(a for a in attachments if not a.inline),
         message_id=None,
         headers={},
-        note=strip_signature("\n".join(lines[:marker])).strip(),
+        note=textwrap.dedent(strip_signature("\n".join(lines[:marker]))).strip(),
     )
 
 
@@ -264,10 +264,6 @@ def written_date(value: str) -> datetime | None:
     value = value.strip()
     if not value:
         return None
-    try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        pass
     text = RUSSIAN_MONTH.sub(lambda m: MONTHS[m[1].lower()[:3]], value)
     text = DATE_NOISE.sub(" ", text)
     text = GMT_OFFSET.sub(lambda m: f"{m[1]}{int(m[2]):02d}:{m[3] or '00'}", text)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import datetime
+from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -102,8 +103,10 @@ def _why_not(app: App, msg: InboundMessage) -> str:
 
 
 def _address(argument: str) -> str:
-    text = argument.strip().strip("<>").lower()
-    return text if ADDRESS.fullmatch(text) else ""
+    """The address of ``ann@example.org`` or ``Ann <ann@example.org>``; '' for anything else."""
+    _, address = parseaddr(argument.strip())
+    address = address.lower()
+    return address if ADDRESS.fullmatch(address) else ""
 
 
 def _forward(

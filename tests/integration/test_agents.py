@@ -399,7 +399,9 @@ def test_merge_moves_a_duplicate_into_the_original(desk: App) -> None:
     assert sent(desk, "agent_reply") == [] and sent(desk, "survey") == []
     follow_up = mail(subject="Re: [#2] Printer STILL on fire", body="Any news?")
     assert ingest(desk, follow_up.as_bytes(), "smtp", NOW + timedelta(hours=1)).ticket_number == 1
-    ingest(desk, reply_as_agent(second, "It is fixed now."), "smtp", NOW + timedelta(hours=2))
+    answer = reply_as_agent(second, "It is fixed now.")
+    landed = ingest(desk, answer, "smtp", NOW + timedelta(hours=2))
+    assert landed.ticket_number == 1  # where the answer landed, not the duplicate it named
     (relay,) = sent(desk, "agent_reply")
     assert "[#1]" in relay["Subject"] and ticket(desk, 1)["status"] == "pending"
 
