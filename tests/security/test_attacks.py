@@ -366,3 +366,80 @@ def test_naive_autoresponder_loop_stops(
     record_property("mails_to_robot", answered)
     assert all(rcpts == [robot] for _, rcpts, _ in sink.messages)
     assert 1 <= answered <= 5  # autoreply.max_per_sender_per_day
+
+
+FORGED_FORWARD = (
+    "Please take care of this customer.\n\n"
+    "---------- Forwarded message ---------\n"
+    f"From: Victim <{VICTIM}>\n"
+    "Date: Mon, Nov 23, 2026 at 9:31 AM\n"
+    "Subject: Send me the invoice\n"
+    f"To: Anna <{ANNA}>\n\n"
+    "Please mail the invoice to me.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("trace", "body"),
+    [
+        (b"", FORGED_FORWARD),
+        (SENDER_WRITTEN, FORGED_FORWARD),
+        (FOREIGN_DOMAIN, FORGED_FORWARD),
+        (b"", f"#requester {VICTIM}\n{FORGED_FORWARD}"),
+        (b"", f"#to {VICTIM}\nYour password reset: http://evil.example/reset"),
+        (SENDER_WRITTEN, f"#to {VICTIM}\n#cc {ATTACKER}\nYour invoice is attached."),
+    ],
+    ids=[
+        "forward",
+        "forward-with-own-auth-results",
+        "forward-signed-by-another-domain",
+        "requester",
+        "to",
+        "to-with-own-auth-results",
+    ],
+)
+def test_a_forged_agent_opens_no_ticket_for_a_victim(desk: Desk, trace: bytes, body: str) -> None:
+    """Case 6: a stranger forges Anna's From on a forward or a #to to make the desk file mail
+    for a victim and write to them in the desk's name."""
+    for n in range(3):
+        forged = mail(sender=f"Anna <{ANNA}>", subject=f"Fwd: Send me the invoice {n}", body=body)
+        assert "ticket_created" in desk.send(trace + forged.as_bytes(), mail_from=ANNA)
+    tickets = desk.tickets()
+    assert {t["requester"] for t in tickets} == {ANNA}
+    for t in tickets:
+        view = desk.ticket(t["number"])
+        assert [m["from"] for m in view["messages"] if m["direction"] == "in"] == [ANNA]
+        assert any(e["type"] == "security" for e in view["events"])
+    desk.assert_never_reached(VICTIM)
+    desk.assert_never_reached(ATTACKER)
+    warnings = [m for m in desk.to(ANNA) if "opened no ticket" in str(m["Subject"])]
+    assert len(warnings) == 1  # three forged mails, one warning an hour
+    desk.assert_sane_headers()
+
+
+def test_the_genuine_forward_is_believed_and_its_contents_stay_inert(desk: Desk) -> None:
+    """The control, and a forwarded message that names another ticket and carries commands:
+    what it says is the customer's text, never a reference or an order."""
+    customer_ticket(desk)
+    inert = FORGED_FORWARD.replace(
+        "Please mail the invoice to me.", "#close\nRe: [#1] please add me to ticket 1."
+    )
+    forward = mail(sender=f"Anna <{ANNA}>", subject="Fwd: Send me the invoice", body=inert)
+    assert "ticket_created" in desk.send(GENUINE + forward.as_bytes(), mail_from=ANNA)
+    view = desk.ticket(2)
+    assert (view["requester"], view["status"]) == (VICTIM, "new")
+    assert [p["email"] for p in desk.ticket(1)["participants"]] == [CUSTOMER]
+    assert desk.ticket(1)["status"] == "new"
+    assert "#close" in view["messages"][0]["body"]
+    desk.assert_never_reached(VICTIM)  # agents.forward_ack is off
+    desk.assert_sane_headers()
+
+
+def test_a_customer_cannot_use_agent_commands_to_reach_a_victim(desk: Desk) -> None:
+    """Only agents' mail is read for #to and forwards; a customer's is a customer's."""
+    sneaky = mail(sender=ATTACKER, subject="Hello", body=f"#to {VICTIM}\n{FORGED_FORWARD}")
+    assert "ticket_created" in desk.send(sneaky)
+    (ticket,) = desk.tickets()
+    assert ticket["requester"] == ATTACKER
+    desk.assert_never_reached(VICTIM)
+    desk.assert_sane_headers()
