@@ -80,10 +80,10 @@ def validate_yaml(model: type[M], file: Path, data: Any) -> M:
     except ValidationError as exc:
         root = yaml.compose(file.read_text(encoding="utf-8"))
         known = vocabulary(model)
-        lines = [
-            f"{file}:{line_of(root, err['loc'])}: {_dotted(err['loc'])}: {_message(err, known)}"
-            for err in exc.errors()
-        ]
+        lines = []
+        for err in exc.errors():
+            loc = as_written(root, err["loc"])
+            lines.append(f"{file}:{line_of(root, loc)}: {_dotted(loc)}: {_message(err, known)}")
         raise ConfigError("\n".join(lines)) from exc
 
 
@@ -105,6 +105,18 @@ def line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int:
             break
         node = child
     return line
+
+
+def as_written(root: yaml.Node | None, loc: Sequence[int | str]) -> list[int | str]:
+    """The location as the file spells it: the list of agents may stand under `agents.team`
+    (the settings hold it as `agents`)."""
+    found = list(loc)
+    if len(found) < 2 or found[0] != "agents" or not isinstance(found[1], int):
+        return found
+    if not isinstance(root, yaml.MappingNode):
+        return found
+    agents = next((v for k, v in root.value if k.value == "agents"), None)
+    return ["agents", "team", *found[1:]] if isinstance(agents, yaml.MappingNode) else found
 
 
 def _dotted(loc: Sequence[int | str]) -> str:

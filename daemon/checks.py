@@ -11,7 +11,7 @@ from typing import get_args
 
 import yaml
 
-from postdesk.config.loader import line_of
+from postdesk.config.loader import as_written, line_of
 from postdesk.config.schema import Secret, Settings
 from postdesk.rules.schema import Priority
 
@@ -24,6 +24,7 @@ def cross_references(settings: Settings, file: Path | None) -> list[str]:
     where = str(file) if file else "(embedded default)"
 
     def at(loc: Sequence[int | str], message: str) -> str:
+        loc = as_written(root, loc)
         return f"{where}:{line_of(root, loc) if root else 0}: {'.'.join(map(str, loc))}: {message}"
 
     return [at(loc, message) for loc, message in _problems(settings)]
@@ -31,6 +32,12 @@ def cross_references(settings: Settings, file: Path | None) -> list[str]:
 
 def _problems(settings: Settings) -> Iterator[tuple[list[int | str], str]]:
     queues = [q.name for q in settings.queues]
+    if settings.forward_ack and not settings.agent_auth.trusted_authserv_ids:
+        yield (
+            ["agents", "forward_ack"],
+            "no forward can be proven without agent_auth.trusted_authserv_ids (a forward "
+            "carries no reply token), so no forwarded customer would be acknowledged",
+        )
     for i, agent in enumerate(settings.agents):
         for j, queue in enumerate(agent.queues):
             if queue not in queues:

@@ -82,6 +82,7 @@ DATE_NOISE = re.compile(r"\b(?:at|в|г\.)(?=\s)|^[^\W\d_]{2,12}\.?,\s*", re.IGN
 GMT_OFFSET = re.compile(r"\b(?:GMT|UTC)\s*([+-])\s*(\d{1,2})(?::?(\d\d))?\b")
 QUOTE_MARK = re.compile(r"^ ?> ?")
 MAX_BLOCK = 12
+"""Lines of a forward's header block read at most."""
 
 
 def forwarded(
@@ -221,8 +222,9 @@ def _fields(body: list[str]) -> tuple[dict[str, str], list[str]]:
     skipped; the block ends at a blank line or at the first line that is no known field
     (the new Outlook puts the text right under "Subject:")."""
     fields: dict[str, str] = {}
-    i = next((j for j, line in enumerate(body) if line.strip()), len(body))
-    while i < len(body) and len(fields) < MAX_BLOCK:
+    first = next((j for j, line in enumerate(body) if line.strip()), len(body))
+    i = first
+    while i < len(body) and i - first < MAX_BLOCK:
         match = FIELD.match(body[i])
         key = FIELDS.get(match[1].strip().lower()) if match else None
         if match is None or key is None:

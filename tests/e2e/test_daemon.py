@@ -288,7 +288,10 @@ def test_check_config_finds_broken_cross_references_and_secrets(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     config = write_config(
-        agents=[{"email": "anna@example.com", "queues": ["general", "sales"]}],
+        agents={
+            "forward_ack": True,
+            "team": [{"email": "anna@example.com", "queues": ["general", "sales"]}],
+        },
         sla={"critical": {"first_response": "1h", "resolution": "1d"}},
         outgoing={
             "smtp": {
@@ -315,7 +318,10 @@ def test_check_config_finds_broken_cross_references_and_secrets(
         return next(n for n, line in enumerate(lines, 1) if text in line)
 
     assert errors == [
-        f"{config}:{line_with('- sales')}: agents.0.queues.1: unknown queue 'sales' "
+        f"{config}:{line_with('forward_ack:')}: agents.forward_ack: no forward can be proven "
+        "without agent_auth.trusted_authserv_ids (a forward carries no reply token), so no "
+        "forwarded customer would be acknowledged",
+        f"{config}:{line_with('- sales')}: agents.team.0.queues.1: unknown queue 'sales' "
         "(known: general, ops, billing)",
         f"{config}:{line_with('critical:')}: sla.critical: unknown priority 'critical' "
         "(known: low, normal, high, urgent)",

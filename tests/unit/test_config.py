@@ -129,3 +129,34 @@ def test_a_missing_env_file_names_the_file(tmp_path: Path) -> None:
     config.write_text("env_file: nowhere.env\n")
     with pytest.raises(ConfigError, match=r"nowhere\.env:0: cannot read"):
         load(config)
+
+
+def test_agents_as_a_list_or_with_their_options(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("agents:\n  - {email: anna@example.com}\n")
+    listed = load(path)
+    assert [a.email for a in listed.agents] == ["anna@example.com"]
+    assert listed.forward_ack is False
+    path.write_text("agents:\n  forward_ack: true\n  team:\n    - {email: anna@example.com}\n")
+    optioned = load(path)
+    assert optioned.agents == listed.agents and optioned.forward_ack is True
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "agents:\n  forward_ack: true\n  team:\n    - {email: a@b.c, nmae: Anna}\n",
+            ":4: agents.team.0.nmae: unknown key (did you mean 'name'?)",
+        ),
+        ("agents:\n  forward_ak: true\n", "agents: unknown key 'forward_ak'"),
+        ("forward_ack: true\n", "forward_ack belongs under agents (agents.forward_ack)"),
+    ],
+    ids=["misspelt-agent-key", "misspelt-option", "option-at-the-top"],
+)
+def test_agent_options_are_checked(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    assert expected in str(err.value)
