@@ -3,7 +3,10 @@ SMTP listener, and the sink (the customer's and the agent's mail server) reads w
 
 from __future__ import annotations
 
+import json
 import smtplib
+import subprocess
+import sys
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import getaddresses
@@ -51,6 +54,17 @@ def test_forward_and_to_through_the_listener(
     summary = arrived[(ANNA,)]
     assert addresses(summary, "From") == [BRAND2] and addresses(summary, "Cc") == []
     assert "ticket #1 opened for ann@example.org" in summary.get_content()
+    view = json.loads(_postdesk(config, "tickets", "show", "1", "--json"))
+    customer, note = [m for m in view["messages"] if m["direction"] == "in"]
+    assert (customer["kind"], customer["from"], customer["author"]) == (
+        "customer",
+        "ann@example.org",
+        None,
+    )
+    assert customer["attachments"][0]["filename"] == "invoice-4471.pdf"
+    assert (note["kind"], note["from"], note["author"]) == ("note", ANNA, ANNA)
+    shown = _postdesk(config, "tickets", "show", "1")
+    assert "in customer from ann@example.org" in shown and "in note from anna@example.com" in shown
 
     outbound = mail(
         sender=f"Anna <{ANNA}>",
@@ -68,6 +82,16 @@ def test_forward_and_to_through_the_listener(
     assert relay.get_content().strip() == "Hello Bob, the refund left today."
     assert addresses(by_rcpt[(ANNA,)], "To") == [ANNA]
     assert {mail_from for mail_from, _, _ in later} == {"support@example.com"}
+
+
+def _postdesk(config: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), *args],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.decode()
 
 
 def _wait(sink: Sink, count: int) -> list[tuple[str, list[str], bytes]]:
