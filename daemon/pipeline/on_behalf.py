@@ -29,6 +29,7 @@ from postdesk.daemon.pipeline.result import CREATED, IngestResult, Received, fin
 from postdesk.daemon.pipeline.tickets import (
     Opening,
     follow,
+    record_created,
     rules_context,
     start,
     vouched,
@@ -177,18 +178,7 @@ def _outbound(
     )
     entries = [(to, "requester"), *((a, "watcher") for a in decision.watchers)]
     add_participants(session, ticket, entries, app.own_addresses)
-    add_event(
-        ticket,
-        actor=msg.from_addr,
-        type="created",
-        now=now,
-        source=inbound.source,
-        inbound=inbound.id,
-        rules=list(decision.matched),
-        queue=ticket.queue,
-        priority=ticket.priority,
-        opened_by=msg.from_addr,
-    )
+    record_created(ticket, msg.from_addr, inbound, decision, now, opened_by=msg.from_addr)
     reason, queued, ticket = agents.handle(app, session, ticket, msg, inbound.id, now, opened="to")
     finish(session, inbound, CREATED, reason, ticket)
     return IngestResult(CREATED, ticket.number, reason, queued)

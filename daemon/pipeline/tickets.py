@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -146,18 +147,8 @@ def start(
     )
     ticket.updated_at = now
     forward = {"forwarded_by": opening.agent, "form": opening.form} if opening else {}
-    add_event(
-        ticket,
-        actor=msg.from_addr,
-        type="created",
-        now=now,
-        source=inbound.source,
-        inbound=inbound.id,
-        rules=list(decision.matched),
-        queue=ticket.queue,
-        priority=ticket.priority,
-        defects=list(msg.defects),
-        **forward,
+    record_created(
+        ticket, msg.from_addr, inbound, decision, now, defects=list(msg.defects), **forward
     )
     if released:  # the admin released it from the quarantine, or an agent forwarded it
         add_event(
@@ -182,6 +173,29 @@ def start(
         skip = opening.agent if opening else ""
         queued += notify_agents(app, session, ticket, "new ticket", message, now, skip=skip)
     return Started(ticket, message, decision, queued)
+
+
+def record_created(
+    ticket: Ticket,
+    actor: str,
+    inbound: Received,
+    decision: Decision,
+    now: datetime,
+    **data: Any,
+) -> None:
+    """The ``created`` event: where the ticket came from and how the rules sorted it."""
+    add_event(
+        ticket,
+        actor=actor,
+        type="created",
+        now=now,
+        source=inbound.source,
+        inbound=inbound.id,
+        rules=list(decision.matched),
+        queue=ticket.queue,
+        priority=ticket.priority,
+        **data,
+    )
 
 
 def vouched(decision: Decision, agent: str) -> Decision:
