@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from postdesk.parsers import parse
 from postdesk.parsers.forwards import without_prefix, written_date
@@ -93,3 +95,32 @@ def test_a_long_block_of_fields_is_read_only_so_far() -> None:
     ).forwarded
     assert found is not None and found.from_addr == "ann@example.org"
     assert found.text.startswith("To: person11@example.net")
+
+
+MARKERS = st.sampled_from(
+    [
+        "---------- Forwarded message ---------",
+        "-------- Пересылаемое сообщение --------",
+        "> Begin forwarded message:",
+        "-------- Начало переадресованного сообщения --------",
+        "________________________________",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    note=st.text(max_size=200),
+    marker=MARKERS,
+    block=st.lists(st.text(max_size=80), max_size=20),
+)
+def test_any_text_under_a_marker_reads_without_error(
+    note: str, marker: str, block: list[str]
+) -> None:
+    """Whatever follows a marker, the forward is read or not, and its sender is an address
+    or nothing."""
+    body = "\n".join([note, marker, *block])
+    found = agent(body, subject="FW: Printer").forwarded
+    if found is not None:
+        assert found.from_addr == "" or "@" in found.from_addr
+        assert "\n" not in found.subject
