@@ -37,11 +37,11 @@ from postdesk.store.tickets import (
 log = logging.getLogger("postdesk.agents")
 PRIORITIES = ("low", "normal", "high", "urgent")
 SURVEYED: dict[str, Occasion] = {"close": "agent_close", "resolve": "resolve"}
+"""Agent commands whose closing notice may carry the survey (`survey.send_on`)."""
 OPENING = ("to", "requester")
 """Commands that only a new mail to a support address obeys: they name whom it opens a
 ticket for (daemon/pipeline/on_behalf.py)."""
 Opened = Literal["", "forward", "to"]
-"""Agent commands whose closing notice may carry the survey (`survey.send_on`)."""
 
 
 @dataclass
@@ -79,10 +79,10 @@ def handle(
     the ticket the mail landed on. ``opened`` says that this mail just opened the ticket: by
     a forward, whose text is the agent's note, or by ``#to``, whose text is sent."""
     proven = proof(app, msg, ticket)
+    ticket = surviving(session, ticket)
     if not proven.proof:
         reason, queued = _refuse_forgery(app, session, ticket, msg, proven.why_not, inbound_id, now)
         return reason, queued, ticket
-    ticket = surviving(session, ticket)
     outcome = Outcome()
     unknown = [c for c in msg.commands if c.name not in KNOWN]
     if unknown:
