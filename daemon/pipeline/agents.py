@@ -48,6 +48,9 @@ Opened = Literal["", "forward", "to"]
 class Outcome:
     done: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    surveyed: Ticket | None = None
+    """A status command made the survey due on this ticket; it leaves after the answer
+    that came with the command, so the customer reads the answer before rating it."""
 
 
 def token_ticket(app: App, msg: InboundMessage) -> int | None:
@@ -128,6 +131,10 @@ def handle(
         queued += 1
         outcome.done.append(f"answer sent to {ticket.requester}")
         ticket_state.answered(app, ticket, msg.from_addr, now, status_given=status_given)
+    if outcome.surveyed is not None:
+        send_closing_notice(app, session, outcome.surveyed, now, survey=True)
+        queued += 1
+        outcome.done.append(f"satisfaction survey sent to {outcome.surveyed.requester}")
     add_event(
         ticket,
         actor=msg.from_addr,
@@ -158,8 +165,7 @@ def _apply(
         outcome.done.append(f"status {before} -> {ticket.status}")
         occasion = SURVEYED.get(name)
         if occasion and survey_due(app, session, ticket, occasion):
-            send_closing_notice(app, session, ticket, now, survey=True)
-            outcome.done.append(f"satisfaction survey sent to {ticket.requester}")
+            outcome.surveyed = ticket
     elif name == "assign":
         target = _find_agent(app, arg or agent)
         if target is None:

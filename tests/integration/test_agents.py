@@ -179,6 +179,22 @@ def test_commands_alone_change_the_ticket_and_send_nothing(
     assert sent(desk, "agent_reply") == []
 
 
+def test_an_answer_with_close_reaches_the_customer_before_the_survey(desk: App) -> None:
+    """The survey asks about the answer, so it leaves after it and threads under it."""
+    notice = start(desk)
+    ingest(desk, reply_as_agent(notice, "#close\nThe fuser is replaced."), "smtp", NOW)
+    with desk.db.transaction() as session:
+        kinds = session.scalars(
+            select(Outbox.kind).where(Outbox.to_addr == "ann@example.org").order_by(Outbox.id)
+        ).all()
+    assert kinds == ["autoreply", "agent_reply", "survey"]
+    (relay,), (survey,) = sent(desk, "agent_reply"), sent(desk, "survey")
+    assert survey["In-Reply-To"] == relay["Message-ID"]
+    summary = sent(desk, "notice", ANNA)[-1].get_content()
+    assert summary.index("answer sent to") < summary.index("satisfaction survey sent to")
+    assert ticket(desk)["status"] == "closed"
+
+
 def test_cc_command_copies_the_next_answers(desk: App) -> None:
     notice = start(desk)
     ingest(desk, reply_as_agent(notice, "#cc boss@example.org\nCopying your manager."), "smtp", NOW)
