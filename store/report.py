@@ -102,7 +102,9 @@ def report(
 
 
 def _tickets(column: Any, since: datetime, until: datetime) -> Any:
-    """Every ticket that counts in the period: created, answered or ended in it, or open."""
+    """Every ticket that counts in the period: created, answered or ended in it, or open.
+    A ticket merged into another is none of its own: its mail and history are there now, and
+    its close by the merge is nobody's resolution."""
     return select(
         column.label("key"),
         Ticket.id,
@@ -117,6 +119,7 @@ def _tickets(column: Any, since: datetime, until: datetime) -> Any:
         Ticket.sla_flags,
     ).where(
         Ticket.created_at < until,
+        Ticket.merged_into_id.is_(None),
         or_(
             Ticket.created_at >= since,
             Ticket.first_response_at >= since,

@@ -250,6 +250,22 @@ def test_shares_within_times_escalations_and_reopened_first_contact(
     assert data["groups"]["general"]["first_response_within"] == {"30m": 1 / 3, "1h": 2 / 3}
 
 
+def test_a_ticket_merged_into_another_counts_as_none(make_desk: Callable[..., App]) -> None:
+    """T8, a duplicate of T1 merged into it within minutes, is T1's mail now: counted, it
+    would be a resolution in minutes with no answer."""
+    app = make_desk(ALWAYS_OPEN)
+    history(app)
+    before = build(app, SINCE, UNTIL, "queue")
+    with app.db.transaction() as session:
+        t1 = session.query(Ticket).filter_by(number=1).one()
+        t8 = ticket(8, "general", "normal", None, status="closed", created_at=at(16, 9.5))
+        t8.resolved_at = t8.closed_at = at(16, 9.6)
+        t8.merged_into_id = t1.id
+        session.add(t8)
+    after = build(app, SINCE, UNTIL, "queue")
+    assert (after.overall, after.groups, after.days) == (before.overall, before.groups, before.days)
+
+
 def test_business_time_follows_office_hours(make_desk: Callable[..., App]) -> None:
     app = make_desk(OFFICE)
     history(app)
