@@ -1,0 +1,655 @@
+"""A support team's day through the running daemon: two brands, three agents on two lines,
+customers writing in English and Russian, answers from the agents' mail clients, a merge,
+an escalation, surveys, a reopen and the timers. Every mail the desk writes is checked
+(From, To, Cc, envelope) and counted, and the day's report is worked out by hand.
+
+The day is a list of steps (`DAY`). A step sends mail as a person would and says which
+mails the desk must write in answer (`Day.expect`); nothing else may leave. Tickets are
+known by name (`Day.tickets`), so a step added later shifts no number. The figures at the
+end follow from the steps; a new step adds its tickets, answers and times to them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import smtplib
+import sqlite3
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import getaddresses, parseaddr
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+from tests.conftest import Daemon, Sink
+from tests.helpers import free_port, mail, parse_mail
+
+SUPPORT = "support@example.com"
+BRAND2 = "help@brand2.example"
+EXAMPLE_NAME, BRAND2_NAME = "Example Support", "Brand2 Help"
+ANNA, BORIS, VERA = "anna@example.com", "boris@example.com", "vera@example.com"
+ALICE, BOB = "alice@customer.example", "bob@customer.example"
+IVAN, OLGA = "ivan@klient.example", "olga@klient.example"
+
+TRUSTED_MX = (
+    b"Authentication-Results: mx.example.com; dkim=pass header.d=example.com\r\n"
+    b"Received: from mail.example.com (mail.example.com [192.0.2.10])\r\n"
+    b"\tby mx.example.com (Postfix) with ESMTPS id 4Xq2Lm0Zc9z9sRf\r\n"
+)
+"""What the team's own MX writes above an agent's mail that it signed: the proof of a
+mail an agent writes fresh, with no reply token of ours."""
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A mail the desk must write: who it is from (display name and address), to and
+    copied, and a piece of its subject."""
+
+    sender: tuple[str, str]
+    to: str
+    subject: str
+    cc: tuple[str, ...] = ()
+
+
+@dataclass
+class Day:
+    daemon: Daemon
+    config: Path
+    database: Path
+    sink: Sink
+    tickets: dict[str, int] = field(default_factory=dict)
+    """Ticket number by the name the steps give it."""
+    mails: list[EmailMessage] = field(default_factory=list)
+    """Every mail the desk wrote so far, each checked against an expectation."""
+    moments: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    """Wall-clock bounds of what happened: (just before the mail went, just after its 250)."""
+    start: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def send(self, message: EmailMessage | bytes, mail_from: str, moment: str = "") -> str:
+        raw = message if isinstance(message, bytes) else message.as_bytes()
+        before = datetime.now(UTC)
+        with smtplib.SMTP("127.0.0.1", self.daemon.smtp_port) as client:
+            client.ehlo("client.example")
+            client.mail(mail_from)
+            client.rcpt(self.recipient(raw))
+            code, reply = client.data(raw)
+        assert code == 250, reply
+        if moment:
+            self.moments[moment] = (before, datetime.now(UTC))
+        return reply.decode()
+
+    @staticmethod
+    def recipient(raw: bytes) -> str:
+        """The envelope recipient: the support address (with its tag) the mail is to."""
+        for _, address in getaddresses([str(parse_mail(raw)["To"])]):
+            local, _, domain = address.partition("@")
+            if f"{local.partition('+')[0]}@{domain}" in (SUPPORT, BRAND2):
+                return address
+        raise AssertionError(f"no support address in {raw[:200]!r}")
+
+    def expect(self, *wanted: Mail) -> list[EmailMessage]:
+        """The mails this step made the desk write, in the order of ``wanted``: exactly these,
+        from, to and copied as said, and nothing more."""
+        total = len(self.mails) + len(wanted)
+        assert self.sql("SELECT count(*) FROM outbox") == [(total,)]  # all queued before 250
+        arrived = self.sink.wait_for(total)
+        assert len(self.sink.messages) == total
+        new = arrived[len(self.mails) :]
+        envelopes = [sorted(rcpts) for _, rcpts, _ in self.sink.messages[len(self.mails) :]]
+        found: list[EmailMessage] = []
+        for want in wanted:
+            (match,) = [m for m in new if _shape(m) == _shape_of(want)]
+            assert want.subject in str(match["Subject"]), (want, match["Subject"])
+            assert envelopes[new.index(match)] == sorted([want.to, *want.cc])
+            assert match["Bcc"] is None
+            found.append(match)
+        self.mails += new
+        return found
+
+    def sweep(self, at: datetime, **counts: int) -> None:
+        """`postdesk sweep --now` and `send-outbox --now`: the timers run as of ``at``."""
+        done = json.loads(self.cli("sweep", "--now", at.isoformat()).stdout)
+        assert {k: v for k, v in done.items() if v} == counts
+        self.cli("send-outbox", "--now", at.isoformat())
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        done = subprocess.run(
+            [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(self.config), *args],
+            capture_output=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        return done
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.database) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def ticket(self, name: str) -> tuple[Any, ...]:
+        """(status, queue, assignee, reopen_count, csat_score) of a ticket."""
+        (row,) = self.sql(
+            "SELECT status, queue, assignee, reopen_count, csat_score FROM tickets "
+            "WHERE number = ?",
+            self.tickets[name],
+        )
+        return row
+
+    def opened(self, name: str, ack: EmailMessage) -> int:
+        """The acknowledgement names the new ticket's number."""
+        found = re.search(r"\[#(\d+)\]", str(ack["Subject"]))
+        assert found, ack["Subject"]
+        self.tickets[name] = int(found.group(1))
+        return self.tickets[name]
+
+    def latest(self, to: str, about: str) -> EmailMessage:
+        """The last mail the desk wrote to one person about a ticket."""
+        tag = f"[#{self.tickets[about]}]"
+        return [m for m in self.mails if _to(m) == to and tag in str(m["Subject"])][-1]
+
+
+def _to(message: EmailMessage) -> str:
+    return parseaddr(str(message["To"]))[1].lower()
+
+
+def _shape(message: EmailMessage) -> tuple[Any, ...]:
+    name, address = parseaddr(str(message["From"]))
+    copies = sorted(a.lower() for _, a in getaddresses(message.get_all("Cc", [])))
+    return (name, address.lower()), _to(message), copies
+
+
+def _shape_of(want: Mail) -> tuple[Any, ...]:
+    return want.sender, want.to, sorted(want.cc)
+
+
+def staff(brand: str) -> tuple[str, str]:
+    """Notifications and notices leave from the brand's address, with no display name."""
+    return ("", brand)
+
+
+def brand(brand_address: str) -> tuple[str, str]:
+    """Automatic mail to customers carries the brand's name."""
+    return ({SUPPORT: EXAMPLE_NAME, BRAND2: BRAND2_NAME}[brand_address], brand_address)
+
+
+def by(agent: str, brand_address: str) -> tuple[str, str]:
+    """An agent's answer: the agent's name beside the brand's, from the brand's address."""
+    name = {ANNA: "Anna", BORIS: "Boris", VERA: "Vera"}[agent]
+    return (f"{name} ({brand(brand_address)[0]})", brand_address)
+
+
+def answer_from(day: Day, agent: str, notice: EmailMessage, body: str, moment: str = "") -> str:
+    """An agent answers a notification from their own mail client: to its Reply-To (the
+    agent's token), quoting it."""
+    quoted = "\n".join(f"> {line}" for line in notice.get_content().splitlines()[:3])
+    reply = mail(
+        sender=f"{agent.split('@')[0].title()} <{agent}>",
+        to=str(notice["Reply-To"]),
+        subject=f"Re: {notice['Subject']}",
+        body=f"{body}\n\nOn Tuesday the desk wrote:\n{quoted}\n",
+        In_Reply_To=str(notice["Message-ID"]),
+    )
+    return day.send(reply, agent, moment)
+
+
+def customer_reply(
+    day: Day, customer: str, ours: EmailMessage, body: str, moment: str = "", cc: str = ""
+) -> str:
+    """A customer answers our mail: to its Reply-To, in its thread, quoting it."""
+    reply = mail(
+        sender=customer,
+        to=str(ours["Reply-To"]),
+        subject=f"Re: {ours['Subject']}",
+        body=f"{body}\n\n> {ours.get_content().splitlines()[0]}\n",
+        In_Reply_To=str(ours["Message-ID"]),
+        References=str(ours["Message-ID"]),
+        **({"Cc": cc} if cc else {}),
+    )
+    return day.send(reply, customer, moment)
+
+
+def survey_click(day: Day, customer: str, survey: EmailMessage, score: int) -> str:
+    """The customer clicks one answer of the survey: a mail to its link, with no words."""
+    found = re.search(rf"- {score}: mailto:(\S+)", survey.get_content())
+    assert found, survey.get_content()
+    address, _, query = found.group(1).partition("?")
+    click = mail(sender=customer, to=address, subject=unquote(query.partition("=")[2]), body="")
+    return day.send(click, customer)
+
+
+# The day. Times are the daemon's own (wall clock) until the last steps, where the timers
+# run days later with `postdesk sweep --now`.
+
+
+def alice_writes(day: Day) -> None:
+    """Alice, a customer of the English brand, copies her colleague Bob."""
+    first = mail(
+        sender=f"Alice <{ALICE}>",
+        to=SUPPORT,
+        Cc=f"Bob <{BOB}>",
+        subject="Cannot log in to my account",
+        body="Hello, since this morning the login page says my password is wrong.",
+    )
+    assert "ticket_created" in day.send(first, ALICE, "alice writes")
+    ack, *_ = day.expect(
+        Mail(brand(SUPPORT), ALICE, "Cannot log in"),
+        Mail(staff(SUPPORT), ANNA, "new ticket: Cannot log in"),
+        Mail(staff(SUPPORT), BORIS, "new ticket: Cannot log in"),
+    )
+    day.opened("login", ack)
+    assert "registered as ticket" in ack.get_content()
+
+
+def ivan_writes(day: Day) -> None:
+    """Ivan writes to the Russian brand: its own acknowledgement template answers."""
+    first = mail(
+        sender=f"Иван <{IVAN}>",
+        to=BRAND2,
+        subject="Не приходит счёт за ноябрь",
+        body="Здравствуйте! Счёт за ноябрь так и не пришёл на почту.",
+    )
+    assert "ticket_created" in day.send(first, IVAN, "ivan writes")
+    ack, *_ = day.expect(
+        Mail(brand(BRAND2), IVAN, "Brand2: Не приходит счёт"),
+        Mail(staff(BRAND2), ANNA, "new ticket: Не приходит счёт"),
+        Mail(staff(BRAND2), BORIS, "new ticket: Не приходит счёт"),
+    )
+    number = day.opened("invoice", ack)
+    assert f"Brand2 получил обращение #{number}." in ack.get_content()
+
+
+def olga_writes(day: Day) -> None:
+    first = mail(
+        sender=f"Ольга <{OLGA}>",
+        to=BRAND2,
+        subject="Ошибка при выгрузке отчёта",
+        body="Добрый день. Выгрузка отчёта в Excel обрывается с ошибкой 500.",
+    )
+    assert "ticket_created" in day.send(first, OLGA, "olga writes")
+    ack, *_ = day.expect(
+        Mail(brand(BRAND2), OLGA, "Brand2: Ошибка при выгрузке"),
+        Mail(staff(BRAND2), ANNA, "new ticket: Ошибка при выгрузке"),
+        Mail(staff(BRAND2), BORIS, "new ticket: Ошибка при выгрузке"),
+    )
+    day.opened("export", ack)
+
+
+def alice_writes_again(day: Day) -> None:
+    """Alice, impatient, writes a new mail about the same problem: a duplicate ticket."""
+    again = mail(
+        sender=f"Alice <{ALICE}>",
+        to=SUPPORT,
+        subject="Login still broken",
+        body="Is anybody there? I still cannot log in.",
+    )
+    assert "ticket_created" in day.send(again, ALICE, "alice writes again")
+    ack, *_ = day.expect(
+        Mail(brand(SUPPORT), ALICE, "Login still broken"),
+        Mail(staff(SUPPORT), ANNA, "new ticket: Login still broken"),
+        Mail(staff(SUPPORT), BORIS, "new ticket: Login still broken"),
+    )
+    day.opened("duplicate", ack)
+
+
+def anna_answers_alice(day: Day) -> None:
+    """Anna answers from her notification: the answer goes to Alice and Bob from the brand,
+    under Anna's name and the brand's signature, and the ticket becomes Anna's."""
+    notice = day.latest(ANNA, "login")
+    answer_from(
+        day,
+        ANNA,
+        notice,
+        "Please reset your password with the link on the login page.",
+        "anna answers alice",
+    )
+    relay, summary = day.expect(
+        Mail(by(ANNA, SUPPORT), ALICE, "Cannot log in", cc=(BOB,)),
+        Mail(staff(SUPPORT), ANNA, "your mail was applied"),
+    )
+    text = relay.get_content()
+    assert text.startswith("Please reset your password")
+    assert text.rstrip().endswith("The Example support team")
+    assert "On Tuesday the desk wrote" not in text
+    assert f"answer sent to {ALICE}" in summary.get_content()
+    assert day.ticket("login") == ("pending", "first", ANNA, 0, None)
+
+
+def anna_merges_the_duplicate(day: Day) -> None:
+    """`#merge N` from the duplicate's notification: nobody outside the team is told."""
+    notice = day.latest(ANNA, "duplicate")
+    answer_from(day, ANNA, notice, f"#merge {day.tickets['login']}", "anna merges")
+    (summary,) = day.expect(Mail(staff(SUPPORT), ANNA, "your mail was applied"))
+    assert f"merged into #{day.tickets['login']}" in summary.get_content()
+    assert day.ticket("duplicate")[0] == "closed"
+
+
+def boris_answers_ivan(day: Day) -> None:
+    notice = day.latest(BORIS, "invoice")
+    answer_from(
+        day,
+        BORIS,
+        notice,
+        "Иван, счёт отправлен повторно, проверьте папку «Спам».",
+        "boris answers ivan",
+    )
+    relay, _ = day.expect(
+        Mail(by(BORIS, BRAND2), IVAN, "Не приходит счёт"),
+        Mail(staff(BRAND2), BORIS, "your mail was applied"),
+    )
+    assert relay.get_content().rstrip().endswith("Команда Brand2")
+    assert day.ticket("invoice") == ("pending", "first", BORIS, 0, None)
+
+
+def boris_moves_olgas_ticket_to_the_second_line(day: Day) -> None:
+    """Boris writes a fresh mail, with no token of ours: his MX's DKIM pass is the proof.
+    The second line's member hears of it as of a new ticket, with Olga's words."""
+    number = day.tickets["export"]
+    order = mail(
+        sender=f"Boris <{BORIS}>",
+        to=BRAND2,
+        subject=f"[#{number}] Ошибка при выгрузке отчёта",
+        body="#queue second",
+    )
+    day.send(TRUSTED_MX + order.as_bytes(), BORIS)
+    told, summary = day.expect(
+        Mail(staff(BRAND2), VERA, "moved to your queue: Ошибка при выгрузке"),
+        Mail(staff(BRAND2), BORIS, "your mail was applied"),
+    )
+    assert "обрывается с ошибкой 500" in told.get_content()
+    assert "moved to queue second" in summary.get_content()
+    assert day.ticket("export") == ("new", "second", None, 0, None)
+
+
+def alice_thanks(day: Day) -> None:
+    """Alice answers Anna (Bob still copied): only Anna, the assignee now, is told."""
+    relay = day.latest(ALICE, "login")
+    customer_reply(day, ALICE, relay, "Thank you, that worked!", cc=BOB)
+    day.expect(Mail(staff(SUPPORT), ANNA, "customer reply: Cannot log in"))
+    assert day.ticket("login")[0] == "open"
+
+
+def anna_closes_with_a_survey(day: Day) -> None:
+    notice = day.latest(ANNA, "login")
+    answer_from(day, ANNA, notice, "#close", "anna closes")
+    survey, _ = day.expect(
+        Mail(brand(SUPPORT), ALICE, "Cannot log in"),
+        Mail(staff(SUPPORT), ANNA, "your mail was applied"),
+    )
+    assert "How satisfied are you" in survey.get_content()
+
+
+def alice_rates_five(day: Day) -> None:
+    survey = day.latest(ALICE, "login")
+    assert "suppressed" in survey_click(day, ALICE, survey, 5)
+    day.expect()
+    status, *_, score = day.ticket("login")
+    assert (status, score) == ("closed", 5)
+
+
+def vera_answers_and_closes(day: Day) -> None:
+    """The answer and the `#close` in one mail: Olga gets the answer, then the survey."""
+    notice = day.latest(VERA, "export")
+    answer_from(
+        day,
+        VERA,
+        notice,
+        "#close\nОльга, мы исправили выгрузку, попробуйте снова.",
+        "vera answers olga",
+    )
+    relay, survey, _ = day.expect(
+        Mail(by(VERA, BRAND2), OLGA, "Ошибка при выгрузке"),
+        Mail(brand(BRAND2), OLGA, "Ошибка при выгрузке"),
+        Mail(staff(BRAND2), VERA, "your mail was applied"),
+    )
+    assert day.mails.index(relay) < day.mails.index(survey)
+    assert relay.get_content().startswith("Ольга, мы исправили выгрузку")
+    assert day.ticket("export")[:3] == ("closed", "second", VERA)
+
+
+def olga_rates_two(day: Day) -> None:
+    survey = day.latest(OLGA, "export")
+    assert "suppressed" in survey_click(day, OLGA, survey, 2)
+    day.expect()
+
+
+def olga_reopens(day: Day) -> None:
+    """Olga writes back within `reopen_within`: the ticket opens again and Vera is told."""
+    relay = next(m for m in reversed(day.mails) if _shape(m)[0] == by(VERA, BRAND2))
+    customer_reply(day, OLGA, relay, "Всё ещё падает на больших файлах.", "olga reopens")
+    (told,) = day.expect(Mail(staff(BRAND2), VERA, "reopened: Ошибка при выгрузке"))
+    assert "Всё ещё падает" in told.get_content()
+    assert day.ticket("export") == ("open", "second", VERA, 1, 2)
+
+
+def vera_resolves(day: Day) -> None:
+    """`#resolve` sends no survey (not in `survey.send_on`), and Olga was surveyed once."""
+    notice = day.latest(VERA, "export")
+    answer_from(
+        day, VERA, notice, "#resolve\nВыпустили исправление для больших файлов.", "vera resolves"
+    )
+    day.expect(
+        Mail(by(VERA, BRAND2), OLGA, "Ошибка при выгрузке"),
+        Mail(staff(BRAND2), VERA, "your mail was applied"),
+    )
+    assert day.ticket("export")[0] == "resolved"
+
+
+def days_pass(day: Day) -> None:
+    """Ivan never answers: two reminders two days apart, then the close with the survey.
+    Olga's resolved ticket closes after `close_resolved_after` (7 days), without a survey."""
+    day.sweep(day.start + REMINDER_1, reminders=1)
+    day.expect(Mail(brand(BRAND2), IVAN, "Не приходит счёт"))
+    day.sweep(day.start + REMINDER_2, reminders=1)
+    day.expect(Mail(brand(BRAND2), IVAN, "Не приходит счёт"))
+    day.sweep(day.start + AUTO_CLOSE, closed=1)
+    (closing,) = day.expect(Mail(brand(BRAND2), IVAN, "Не приходит счёт"))
+    assert "mailto:" in closing.get_content()
+    day.sweep(day.start + RESOLVED_CLOSE, closed=1)
+    (closing,) = day.expect(Mail(brand(BRAND2), OLGA, "Ошибка при выгрузке"))
+    assert "mailto:" not in closing.get_content()
+    assert day.ticket("invoice")[0] == day.ticket("export")[0] == "closed"
+
+
+REMINDER_1 = timedelta(days=2, hours=1)
+REMINDER_2 = timedelta(days=4, hours=2)
+AUTO_CLOSE = timedelta(days=6, hours=3)
+RESOLVED_CLOSE = timedelta(days=7, hours=4)
+UNTIL = timedelta(days=8)
+
+DAY: tuple[Callable[[Day], None], ...] = (
+    alice_writes,
+    ivan_writes,
+    olga_writes,
+    alice_writes_again,
+    # Forwards on behalf go here, one step each: an agent forwards a customer's mail as an
+    # attached message/rfc822, and another inline; each opens a ticket for the customer.
+    anna_answers_alice,
+    anna_merges_the_duplicate,
+    boris_answers_ivan,
+    boris_moves_olgas_ticket_to_the_second_line,
+    alice_thanks,
+    anna_closes_with_a_survey,
+    alice_rates_five,
+    vera_answers_and_closes,
+    olga_rates_two,
+    olga_reopens,
+    vera_resolves,
+    # An outbound ticket goes here: an agent's `#to ADDRESS` mail opens a pending ticket.
+    days_pass,
+)
+
+
+@pytest.fixture
+def day(
+    write_config: Callable[..., Path],
+    start_daemon: Callable[[Path], Daemon],
+    smtp_sink: tuple[Sink, int],
+    tmp_path: Path,
+) -> Iterator[Day]:
+    sink, sink_port = smtp_sink
+    templates = tmp_path / "brand2-templates"
+    templates.mkdir()
+    (templates / "ack.ru.txt").write_text(
+        "Subject: [#{{ ticket.number }}] Brand2: {{ ticket.subject }}\n\n"
+        "Brand2 получил обращение #{{ ticket.number }}.\n",
+        encoding="utf-8",
+    )
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("defaults: {queue: first, priority: normal}\nrules: []\n")
+    config = write_config(
+        listen={"smtp": f"127.0.0.1:{free_port()}"},
+        outgoing={"smtp": {"host": "127.0.0.1", "port": sink_port}},
+        support_addresses=[
+            {
+                "address": SUPPORT,
+                "name": EXAMPLE_NAME,
+                "language": "en",
+                "signature": "The Example support team",
+            },
+            {
+                "address": BRAND2,
+                "name": BRAND2_NAME,
+                "language": "ru",
+                "templates": str(templates),
+                "signature": "Команда Brand2",
+            },
+        ],
+        agents=[
+            {"email": ANNA, "name": "Anna", "queues": ["first"]},
+            {"email": BORIS, "name": "Boris", "queues": ["first"]},
+            {"email": VERA, "name": "Vera", "queues": ["second"]},
+        ],
+        queues=[{"name": "first", "line": 1}, {"name": "second", "line": 2}],
+        rules=str(rules),
+        agent_auth={"trusted_authserv_ids": ["mx.example.com"]},
+        assign_on_first_answer=True,
+        notify={"new_ticket": True, "customer_reply": True},
+        business_hours={"timezone": "UTC", "week": {"mon-sun": "00:00-24:00"}},
+        # no SLA moment falls in the week: a warning would come at 80 % of 10 days
+        sla={"normal": {"first_response": "1h", "resolution": "10d"}},
+        survey={"scale": "1-5"},
+    )
+    yield Day(start_daemon(config), config, tmp_path / "data" / "postdesk.db", sink)
+
+
+def test_a_support_teams_day(day: Day) -> None:
+    for step in DAY:
+        step(day)
+    # nothing but the mails the steps expected: every outbox row sent, each one at the sink
+    assert day.sql("SELECT status, count(*) FROM outbox GROUP BY status") == [
+        ("sent", len(day.mails))
+    ]
+    assert len(day.sink.messages) == len(day.mails) == 32
+    since, until = day.start - timedelta(minutes=1), day.start + UNTIL
+    period = ("--since", since.isoformat(), "--until", until.isoformat())
+    figures = json.loads(day.cli("report", *period, "--json").stdout)
+    overall = figures["overall"]
+    lo, hi = bounds(day)
+    # Tickets: login, invoice, export and duplicate, all created today; the duplicate,
+    # merged into login, is login's mail now and no ticket of its own. Resolved and closed
+    # in the period: login (Anna's #close), invoice (closed on the timer), export (Vera's
+    # #resolve after the reopen, closed on the timer 7 days later).
+    assert (overall["created"], overall["resolved"], overall["closed"]) == (3, 3, 3)
+    assert overall["backlog"] == 0 and overall["resolution_rate"] == 1.0
+    # First answered: login by Anna, invoice by Boris, export by Vera, each seconds after
+    # the customer wrote: all within 30m and 1h (open 24/7: business time is calendar time).
+    assert overall["first_response"]["count"] == 3
+    assert overall["first_response_within"] == {"30m": 1.0, "1h": 1.0}
+    assert overall["first_response_within_sla"] == 1.0
+    assert overall["first_response_business"] == overall["first_response"]
+    first = ["alice writes", "ivan writes", "olga writes"]
+    answered = ["anna answers alice", "boris answers ivan", "vera answers olga"]
+    assert_durations(overall["first_response"], lo(answered, first), hi(answered, first))
+    # Resolution: login in seconds (Anna's close), export in seconds (Vera's resolve: the
+    # stamp of its last resolution), invoice at the automatic close 6 days 3 hours after the
+    # day began: 2 of 3 within 8h.
+    assert overall["resolution_within"] == {"8h": pytest.approx(2 / 3)}
+    ended, opened = ["anna closes", "vera resolves"], ["alice writes", "olga writes"]
+    invoice = [(day.start + AUTO_CLOSE - t).total_seconds() for t in day.moments["ivan writes"]]
+    assert_durations(
+        overall["resolution"], [*lo(ended, opened), invoice[1]], [*hi(ended, opened), invoice[0]]
+    )
+    assert overall["resolution_business"] == overall["resolution"]
+    # First-contact resolution: login and invoice were resolved with one answer each (Anna's
+    # #close and Boris's #queue carried no text); export had two and was reopened: 2 of 3.
+    assert overall["first_contact_resolution"] == pytest.approx(2 / 3)
+    assert overall["reopen_rate"] == pytest.approx(1 / 3)
+    # Escalated: export, from line 1 to line 2: 1 of the 3 tickets.
+    assert overall["escalation_rate"] == pytest.approx(1 / 3)
+    assert overall["sla_flags"] == {} and overall["resolution_within_sla"] == 1.0
+    assert overall["backlog_past_sla"] == 0
+    # Acknowledgements: one per new mail, the duplicate's included (its history is login's).
+    assert overall["autoreplies_sent"] == 4 and overall["autoreplies_suppressed"] == {}
+    # Surveys: login (Anna's #close), export (Vera's #close), invoice (the automatic close);
+    # answered 5 (satisfied) and 2: CSAT 1 of 2, response rate 2 of 3.
+    surveys = ("surveys_sent", "surveys_answered", "satisfied", "csat", "survey_response_rate")
+    assert [overall[k] for k in surveys] == [3, 2, 1, 0.5, pytest.approx(2 / 3)]
+    assert overall["nps"] is None  # the 1-5 scale
+    # Answers by their authors: Vera two (export), Anna one (login), Boris one (invoice).
+    assert figures["agents"] == [
+        {"agent": VERA, "replies": 2, "tickets": 1},
+        {"agent": ANNA, "replies": 1, "tickets": 1},
+        {"agent": BORIS, "replies": 1, "tickets": 1},
+    ]
+    # By queue, as the tickets stand: login and invoice in first, export in second.
+    groups = json.loads(day.cli("report", *period, "--by", "queue", "--json").stdout)["groups"]
+    wanted = ("created", "escalation_rate", "first_contact_resolution", "csat")
+    assert {q: [g[k] for k in wanted] for q, g in groups.items()} == {
+        "first": [2, 0.0, 1.0, 1.0],
+        "second": [1, 1.0, 0.0, 0.0],
+    }
+    table = day.cli("report", *period).stdout.decode()
+    assert {line[:34].strip(): line[34:].strip() for line in table.splitlines()[3:37]}.items() >= {
+        "tickets created": "3",
+        "first-contact resolution": "67%",
+        "reopen rate": "33%",
+        "first response within 30m": "100%",
+        "resolved within 8h": "67%",
+        "escalation rate": "33%",
+        "survey response rate": "67%",
+        "CSAT (satisfied)": "50%",
+    }.items()
+    assert table.splitlines()[-3:] == [
+        f"{VERA:<40} {2:>8} {1:>8}",
+        f"{ANNA:<40} {1:>8} {1:>8}",
+        f"{BORIS:<40} {1:>8} {1:>8}",
+    ]
+
+
+def bounds(
+    day: Day,
+) -> tuple[
+    Callable[[list[str], list[str]], list[float]], Callable[[list[str], list[str]], list[float]]
+]:
+    """Shortest and longest time between two moments of the day, pair by pair: what the
+    wall clock allows each ticket's duration to be."""
+
+    def lo(ends: list[str], starts: list[str]) -> list[float]:
+        return [
+            (day.moments[e][0] - day.moments[s][1]).total_seconds()
+            for e, s in zip(ends, starts, strict=True)
+        ]
+
+    def hi(ends: list[str], starts: list[str]) -> list[float]:
+        return [
+            (day.moments[e][1] - day.moments[s][0]).total_seconds()
+            for e, s in zip(ends, starts, strict=True)
+        ]
+
+    return lo, hi
+
+
+def assert_durations(got: dict[str, Any], lows: list[float], highs: list[float]) -> None:
+    """Mean, median and p90 grow with every value, so each lies between its value over the
+    shortest times and over the longest. p90 by nearest rank of fewer than ten values is the
+    largest."""
+    assert got["count"] == len(lows)
+    for name, of in (("mean", statistics.fmean), ("median", statistics.median), ("p90", max)):
+        assert of(lows) <= got[name] <= of(highs), (name, got[name], lows, highs)
