@@ -5,6 +5,7 @@ from __future__ import annotations
 import selectors
 import socket
 import subprocess
+import sys
 import time
 from email import policy
 from email.message import EmailMessage
@@ -22,6 +23,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def postdesk(
+    config: Path, *args: str, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """A `postdesk` command on a config, as an admin or an MTA runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def brand2_templates(folder: Path) -> Path:
+    """Brand2's own templates: its Russian acknowledgement, which says who answered."""
+    folder.mkdir()
+    (folder / "ack.ru.txt").write_text(
+        "Subject: [#{{ ticket.number }}] Brand2: {{ ticket.subject }}\n\n"
+        "Brand2 получил обращение #{{ ticket.number }}.\n",
+        encoding="utf-8",
+    )
+    return folder
 
 
 def mail(

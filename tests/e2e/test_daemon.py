@@ -18,18 +18,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Daemon, Sink
-from tests.helpers import free_port, mail, read_until
-
-
-def postdesk(
-    config: Path, *args: str, stdin: bytes | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), *args],
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-    )
+from tests.helpers import free_port, mail, postdesk, read_until
 
 
 def tickets(config: Path) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from postdesk.daemon.sweeps.run import run
 from postdesk.store.models import Outbox
 from postdesk.store.tickets import load_ticket
 from tests.conftest import Sink
-from tests.helpers import mail, parse_mail
+from tests.helpers import brand2_templates, mail, parse_mail
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 ANNA = "anna@example.com"
@@ -28,13 +28,7 @@ BRAND2 = "help@brand2.example"
 
 
 def desk(open_app: Callable[..., App], tmp_path: Path) -> App:
-    templates = tmp_path / "brand2-templates"
-    templates.mkdir()
-    (templates / "ack.ru.txt").write_text(
-        "Subject: [#{{ ticket.number }}] Brand2: {{ ticket.subject }}\n\n"
-        "Brand2 получил обращение #{{ ticket.number }}.\n",
-        encoding="utf-8",
-    )
+    templates = brand2_templates(tmp_path / "brand2-templates")
     return open_app(
         support_addresses=[
             "support@example.com",
