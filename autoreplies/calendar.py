@@ -153,10 +153,15 @@ class Calendar:
                 last += 1
             if shifts:
                 days = names[index] if last == index else f"{names[index]}–{names[last]}"
-                spans = ", ".join(f"{a:%H:%M}–{b:%H:%M}" for a, b in shifts)
+                spans = ", ".join(f"{a:%H:%M}–{_until(b)}" for a, b in shifts)
                 parts.append(f"{days} {spans}")
             index = last + 1
         return f"{'; '.join(parts)} ({self.zone.key})"
+
+
+def _until(end: time) -> str:
+    """A shift's end as the admin wrote it: a day that ends at midnight reads 24:00."""
+    return "24:00" if end == time(0) else f"{end:%H:%M}"
 
 
 @functools.cache

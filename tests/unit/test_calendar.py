@@ -101,6 +101,13 @@ def test_describe_in_both_languages() -> None:
     assert cal.describe("ru") == "пн–пт 09:00–18:00; сб 10:00–14:00 (Europe/Moscow)"
 
 
+def test_describe_a_day_that_ends_at_midnight() -> None:
+    """A desk open around the clock is open until 24:00, not until 00:00."""
+    cal = calendar(timezone="UTC", week={"mon-sun": "00:00-24:00"})
+    assert cal.describe("en") == "Mon–Sun 00:00–24:00 (UTC)"
+    assert calendar(week={"fri": "18:00-24:00"}).describe("ru") == "пт 18:00–24:00 (UTC)"
+
+
 def test_ack_wording_says_when_and_why() -> None:
     friday = datetime(2026, 11, 27, 17, tzinfo=MSK)
     en = expected_response(RU, friday, 2 * H, "en")
