@@ -114,6 +114,7 @@ def handle(
         if c.name in OPENING and not opened
     ]
     status_given = False
+    written_on = ticket  # the summary names it; after #merge the answer goes to the other
     for command in msg.commands:
         if command.name in OPENING:
             continue
@@ -145,7 +146,7 @@ def handle(
         refused=outcome.refused,
         inbound=inbound_id,
     )
-    queued += _summary(app, session, ticket, msg.from_addr, outcome, now)
+    queued += _summary(app, session, written_on, msg.from_addr, outcome, now)
     return "; ".join(outcome.done) or "no change", queued, ticket
 
 

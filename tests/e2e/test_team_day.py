@@ -255,7 +255,10 @@ def alice_writes(day: Day) -> None:
         "Hello, since this morning the login page says my password is wrong.",
         Cc=f"Bob <{BOB}>",
     )
-    assert "registered as ticket" in ack.get_content()
+    text = ack.get_content()
+    assert f"registered as ticket #{day.tickets['login']}." in text
+    assert "We aim to answer within 1 hour." in text  # the normal priority's first response
+    assert "Our working hours: Mon–Sun 00:00–24:00 (UTC)." in text
 
 
 def ivan_writes(day: Day) -> None:
@@ -322,8 +325,12 @@ def anna_merges_the_duplicate(day: Day) -> None:
     """`#merge N` from the duplicate's notification: nobody outside the team is told."""
     notice = day.latest(ANNA, "duplicate")
     answer_from(day, ANNA, notice, f"#merge {day.tickets['login']}", "anna merges")
-    (summary,) = day.expect(Mail(staff(SUPPORT), ANNA, "your mail was applied"))
-    assert f"merged into #{day.tickets['login']}" in summary.get_content()
+    tag = f"[#{day.tickets['duplicate']}]"
+    (summary,) = day.expect(Mail(staff(SUPPORT), ANNA, f"{tag} your mail was applied"))
+    assert summary.get_content().splitlines() == [
+        f"Ticket #{day.tickets['duplicate']} is now closed.",
+        f"done: merged into #{day.tickets['login']}, which now holds its mail and people",
+    ]
     assert day.ticket("duplicate")[0] == "closed"
 
 

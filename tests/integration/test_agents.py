@@ -405,6 +405,12 @@ def test_merge_moves_a_duplicate_into_the_original(desk: App) -> None:
     second = sent(desk, "agent_notification", ANNA)[-1]
     before = len(sent(desk, "autoreply"))
     ingest(desk, reply_as_agent(second, "#merge 1"), "smtp", NOW + timedelta(minutes=5))
+    summary = sent(desk, "notice", ANNA)[-1]  # of the ticket Anna wrote about
+    assert str(summary["Subject"]).startswith("[#2] your mail was applied")
+    assert body(summary).splitlines() == [
+        "Ticket #2 is now closed.",
+        "done: merged into #1, which now holds its mail and people",
+    ]
     merged, original = ticket(desk, 2), ticket(desk, 1)
     assert merged["status"] == "closed" and merged["messages"] == []
     assert [e["type"] for e in merged["events"]] == ["merged_into"]
