@@ -148,9 +148,10 @@ class Day:
         self.tickets[name] = int(found.group(1))
         return self.tickets[name]
 
-    def latest(self, to: str, about: str) -> EmailMessage:
-        """The last mail the desk wrote to one person about a ticket."""
-        tag = f"[#{self.tickets[about]}]"
+    def latest(self, to: str, about: str, saying: str = "") -> EmailMessage:
+        """The last mail the desk wrote to one person about a ticket (whose subject says
+        ``saying``: which notification an agent answers)."""
+        tag = f"[#{self.tickets[about]}]" + (f" {saying}" if saying else "")
         return [m for m in self.mails if _to(m) == to and tag in str(m["Subject"])][-1]
 
 
@@ -301,7 +302,7 @@ def alice_writes_again(day: Day) -> None:
 def anna_answers_alice(day: Day) -> None:
     """Anna answers from her notification: the answer goes to Alice and Bob from the brand,
     under Anna's name and the brand's signature, and the ticket becomes Anna's."""
-    notice = day.latest(ANNA, "login")
+    notice = day.latest(ANNA, "login", "new ticket")
     answer_from(
         day,
         ANNA,
@@ -323,7 +324,7 @@ def anna_answers_alice(day: Day) -> None:
 
 def anna_merges_the_duplicate(day: Day) -> None:
     """`#merge N` from the duplicate's notification: nobody outside the team is told."""
-    notice = day.latest(ANNA, "duplicate")
+    notice = day.latest(ANNA, "duplicate", "new ticket")
     answer_from(day, ANNA, notice, f"#merge {day.tickets['login']}", "anna merges")
     tag = f"[#{day.tickets['duplicate']}]"
     (summary,) = day.expect(Mail(staff(SUPPORT), ANNA, f"{tag} your mail was applied"))
@@ -335,7 +336,7 @@ def anna_merges_the_duplicate(day: Day) -> None:
 
 
 def boris_answers_ivan(day: Day) -> None:
-    notice = day.latest(BORIS, "invoice")
+    notice = day.latest(BORIS, "invoice", "new ticket")
     answer_from(
         day,
         BORIS,
@@ -374,13 +375,14 @@ def boris_moves_olgas_ticket_to_the_second_line(day: Day) -> None:
 def alice_thanks(day: Day) -> None:
     """Alice answers Anna (Bob still copied): only Anna, the assignee now, is told."""
     relay = day.latest(ALICE, "login")
+    assert _shape(relay)[0] == by(ANNA, SUPPORT)
     customer_reply(day, ALICE, relay, "Thank you, that worked!", cc=BOB)
     day.expect(Mail(staff(SUPPORT), ANNA, "customer reply: Cannot log in"))
     assert day.ticket("login")[0] == "open"
 
 
 def anna_closes_with_a_survey(day: Day) -> None:
-    notice = day.latest(ANNA, "login")
+    notice = day.latest(ANNA, "login", "customer reply")
     answer_from(day, ANNA, notice, "#close", "anna closes")
     survey, _ = day.expect(
         Mail(brand(SUPPORT), ALICE, "Cannot log in"),
@@ -399,7 +401,7 @@ def alice_rates_five(day: Day) -> None:
 
 def vera_answers_and_closes(day: Day) -> None:
     """The answer and the `#close` in one mail: Olga gets the answer, then the survey."""
-    notice = day.latest(VERA, "export")
+    notice = day.latest(VERA, "export", "moved to your queue")
     answer_from(
         day,
         VERA,
@@ -435,7 +437,7 @@ def olga_reopens(day: Day) -> None:
 
 def vera_resolves(day: Day) -> None:
     """`#resolve` sends no survey (not in `survey.send_on`), and Olga was surveyed once."""
-    notice = day.latest(VERA, "export")
+    notice = day.latest(VERA, "export", "reopened")
     answer_from(
         day, VERA, notice, "#resolve\nВыпустили исправление для больших файлов.", "vera resolves"
     )
