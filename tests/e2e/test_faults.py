@@ -29,8 +29,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy.engine import make_url
 
 from tests.conftest import AuthSink, Daemon, Sink
-from tests.e2e.test_daemon import postdesk
-from tests.helpers import free_port, mail, read_until
+from tests.helpers import free_port, mail, postdesk, read_until
 from tests.tcp_proxy import Proxy
 
 MESSAGES = 1000

@@ -18,8 +18,8 @@ import pytest
 
 from postdesk.store.blobs import BlobStore
 from tests.conftest import Daemon, Sink
-from tests.e2e.test_daemon import postdesk, tickets
-from tests.helpers import free_port, mail
+from tests.e2e.test_daemon import tickets
+from tests.helpers import free_port, mail, postdesk
 
 
 @pytest.fixture
