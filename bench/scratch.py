@@ -123,6 +123,7 @@ def scratch_app(database: str | None = None, **settings: Any) -> Iterator[App]:
 class Daemon:
     port: int
     process: subprocess.Popen[str]
+    config: Path
 
     def peak_mb(self) -> float:
         """The daemon's peak RSS so far, as the kernel counts it (VmHWM)."""
@@ -149,7 +150,7 @@ def running_daemon(database: str | None = None, **settings: Any) -> Iterator[Dae
                 if "postdesk ready" in line:
                     break
             threading.Thread(target=daemon.stderr.read, daemon=True).start()
-            yield Daemon(port, daemon)
+            yield Daemon(port, daemon, config)
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)

@@ -59,6 +59,9 @@ class Listen(Strict):
     it: keep this above its delivery concurrency (Postfix: 20 by default)."""
     idle_timeout: Duration = timedelta(minutes=5)
     """A connection that sends no command for this long is closed (RFC 5321: 5 minutes)."""
+    socket: Path | None = Path("postdesk.sock")
+    """The local socket to which `postdesk ingest -` hands a piped message; relative to
+    `data_dir`, null for none (the pipe then ingests in its own process)."""
 
     @field_validator("smtp", "lmtp")
     @classmethod
@@ -430,6 +433,11 @@ class Settings(Strict):
     @property
     def database_url(self) -> str:
         return self.database or f"sqlite:///{self.data_dir / 'postdesk.db'}"
+
+    @property
+    def pipe_socket(self) -> Path | None:
+        """An absolute `listen.socket` stays as it is; a relative one lies in `data_dir`."""
+        return self.data_dir / self.listen.socket if self.listen.socket else None
 
     @property
     def secret_path(self) -> Path:

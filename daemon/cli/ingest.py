@@ -10,7 +10,6 @@ None of those is the customer's fault, and each passes once an admin fixes it.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from postdesk.config.errors import PostdeskError
 from postdesk.daemon.cli.common import open_app
 from postdesk.daemon.errors import EX_OK, EX_TEMPFAIL
+from postdesk.daemon.handoff import outcome_line
 from postdesk.daemon.pipeline.ingest import ingest
 from postdesk.daemon.runners.sender import deliver_due
 from postdesk.store.schema import ensure_current
@@ -45,17 +45,7 @@ def _ingest(args: argparse.Namespace) -> int:
         raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
         result = ingest(app, raw, "pipe", envelope_to=tuple(args.recipient))
         queued += result.queued_mail
-        print(
-            json.dumps(
-                {
-                    "file": name,
-                    "outcome": result.outcome,
-                    "ticket": result.ticket_number,
-                    "reason": result.reason,
-                },
-                ensure_ascii=False,
-            )
-        )
+        print(outcome_line(name, result.outcome, result.ticket_number, result.reason))
     if queued:
         try:
             deliver_due(app)

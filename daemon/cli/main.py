@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from postdesk.config.errors import PostdeskError
 from postdesk.daemon import clock, logs
+from postdesk.daemon.cli.thin_ingest import hand_over
 from postdesk.daemon.errors import EX_DATAERR, EX_OK, EX_USAGE, exit_code
 
 Handler = Callable[[argparse.Namespace], int]
@@ -140,6 +141,10 @@ def handler(spec: str) -> Handler:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """A pipe delivery goes to the running daemon first, before anything heavy is loaded."""
+    handed = hand_over(sys.argv[1:] if argv is None else argv)
+    if handed is not None:
+        return handed
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -5,24 +5,31 @@ the event loop keeps serving other connections; a database or disk failure answe
 and the sending MTA keeps the mail and retries. Connections are bounded in all and per
 client address (a client beyond either limit gets 421 and is disconnected), and one that
 sends no command for `listen.idle_timeout` is closed: idle connections cannot use up the
-daemon's file descriptors.
+daemon's file descriptors. `postdesk ingest -` hands piped mail to an LMTP server on a
+local socket that only the daemon's user and group may use (daemon/handoff.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import stat
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from postdesk.daemon import handoff
 from postdesk.daemon.app import App
 from postdesk.daemon.counters import CONNECTIONS_REFUSED
 from postdesk.daemon.errors import smtp_reply
 from postdesk.daemon.pipeline.ingest import ingest
+from postdesk.daemon.pipeline.result import IngestResult
 
 log = logging.getLogger("postdesk.listener")
 
@@ -31,7 +38,15 @@ class IngestHandler:
     def __init__(self, app: App, protocol: str, on_queued: Callable[[], None]) -> None:
         self.app = app
         self.protocol = protocol
+        self.source = protocol
+        """Recorded with each message (rules match on it)."""
         self.on_queued = on_queued
+
+    def size_limit(self) -> int | None:
+        return self.app.settings.limits.max_message_bytes
+
+    def accepted(self, result: IngestResult) -> str:
+        return f"250 2.0.0 OK {result.outcome}"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -46,7 +61,7 @@ class IngestHandler:
         raw = envelope.original_content or b""
         try:
             result = await asyncio.to_thread(
-                ingest, self.app, raw, self.protocol, envelope_to=tuple(envelope.rcpt_tos)
+                ingest, self.app, raw, self.source, envelope_to=tuple(envelope.rcpt_tos)
             )
         except Exception as exc:
             log.error("message not accepted", extra={"error": str(exc), "peer": session.peer})
@@ -54,10 +69,34 @@ class IngestHandler:
         else:
             if result.queued_mail:
                 self.on_queued()
-            reply = f"250 2.0.0 OK {result.outcome}"
+            reply = self.accepted(result)
         if self.protocol == "lmtp":
             return "\r\n".join([reply] * len(envelope.rcpt_tos))
         return reply
+
+
+class PipeHandler(IngestHandler):
+    """The local socket's messages come from `postdesk ingest -`: recorded as piped, their
+    bytes as the MTA piped them, and the 250 says what `ingest` prints."""
+
+    def __init__(self, app: App, on_queued: Callable[[], None]) -> None:
+        super().__init__(app, "lmtp", on_queued)
+        self.source = "pipe"
+
+    def size_limit(self) -> None:
+        """None, as for `ingest` in process: the MTA in front has its own limit."""
+
+    def accepted(self, result: IngestResult) -> str:
+        return handoff.accepted_reply(result.outcome, result.ticket_number, result.reason)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        try:
+            envelope.original_content = handoff.decode_message(envelope.original_content or b"")
+        except ValueError as exc:
+            log.error("not a piped message", extra={"error": str(exc)})
+            refusal = "554 5.6.0 not a message from postdesk ingest"
+            return "\r\n".join([refusal] * len(envelope.rcpt_tos))
+        return await super().handle_DATA(server, session, envelope)
 
 
 class Connections:
@@ -122,6 +161,22 @@ class GuardedLMTP(GuardedSMTP, LMTP):
     pass
 
 
+def sessions(handler: IngestHandler, connections: Connections) -> Callable[[], SMTP]:
+    """A new session per connection, with the limits in force at that moment."""
+    server_class = GuardedLMTP if handler.protocol == "lmtp" else GuardedSMTP
+
+    def factory() -> SMTP:
+        return server_class(
+            handler,
+            connections,
+            data_size_limit=handler.size_limit(),
+            enable_SMTPUTF8=True,
+            timeout=handler.app.settings.listen.idle_timeout.total_seconds(),
+        )
+
+    return factory
+
+
 async def start(
     app: App,
     protocol: str,
@@ -130,20 +185,27 @@ async def start(
     on_queued: Callable[[], None],
     connections: Connections,
 ) -> asyncio.Server:
-    handler = IngestHandler(app, protocol, on_queued)
-    server_class = GuardedLMTP if protocol == "lmtp" else GuardedSMTP
-
-    def factory() -> SMTP:
-        settings = app.settings
-        return server_class(
-            handler,
-            connections,
-            data_size_limit=settings.limits.max_message_bytes,
-            enable_SMTPUTF8=True,
-            timeout=settings.listen.idle_timeout.total_seconds(),
-        )
-
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(factory, host, port)
+    factory = sessions(IngestHandler(app, protocol, on_queued), connections)
+    server = await asyncio.get_running_loop().create_server(factory, host, port)
     log.info("listening", extra={"protocol": protocol, "address": f"{host}:{port}"})
+    return server
+
+
+async def start_pipe(
+    app: App, path: Path, on_queued: Callable[[], None], connections: Connections
+) -> asyncio.Server:
+    """LMTP on a Unix socket of mode 0660: set before it listens, so no other user can
+    connect in between. A socket left by a daemon that died is replaced."""
+    if path.is_socket():
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP)
+        factory = sessions(PipeHandler(app, on_queued), connections)
+        server = await asyncio.get_running_loop().create_unix_server(factory, sock=sock)
+    except OSError:
+        sock.close()
+        raise
+    log.info("listening", extra={"protocol": "socket", "address": str(path)})
     return server

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 from dataclasses import asdict
+from pathlib import Path
 
 import sdnotify
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -28,7 +29,8 @@ log = logging.getLogger("postdesk.service")
 SENDER_FALLBACK_SECONDS = 30.0
 SWEEP_INTERVAL = 60
 WATCH_SECONDS = 2.0
-LISTENERS = ("smtp", "lmtp")
+LISTENERS = ("smtp", "lmtp", "socket")
+"""The keys of `listen` that name a listener; `socket` is the one of `postdesk ingest -`."""
 RESTART_KEYS = ("database", "data_dir", "secret_file", "instance", "mailboxes", "metrics")
 """Settings read once at start: a reload that changes them says they need a restart."""
 
@@ -95,8 +97,8 @@ class Service:
         await self.stopping.wait()
         self.notifier.notify("STOPPING=1")
         log.info("stopping")
-        for _, server in self.servers.values():
-            server.close()
+        for protocol, (_, server) in list(self.servers.items()):
+            self._close(protocol)
             await server.wait_closed()
         scheduler.shutdown(wait=False)
         if exporter:
@@ -108,9 +110,16 @@ class Service:
         self.app.db.dispose()
         log.info("stopped")
 
+    def _address(self, protocol: str) -> str | None:
+        if protocol == "socket":
+            path = self.app.settings.pipe_socket
+            return str(path) if path else None
+        address: str | None = getattr(self.app.settings.listen, protocol)
+        return address
+
     async def _start_listeners(self) -> None:
         for protocol in LISTENERS:
-            address = getattr(self.app.settings.listen, protocol)
+            address = self._address(protocol)
             if address:
                 try:
                     self.servers[protocol] = (address, await self._listen(protocol, address))
@@ -120,10 +129,23 @@ class Service:
                     ) from exc
 
     async def _listen(self, protocol: str, address: str) -> asyncio.Server:
+        if protocol == "socket":
+            return await listener.start_pipe(
+                self.app, Path(address), self.wake_sender, self.connections
+            )
         host, port = parse_host_port(address)
         return await listener.start(
             self.app, protocol, host, port, self.wake_sender, self.connections
         )
+
+    def _close(self, protocol: str) -> None:
+        """A closed socket's file goes too, so that `ingest -` meets no socket at all."""
+        address, server = self.servers.pop(protocol)
+        server.close()
+        if protocol == "socket":
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(address)
+        log.info("listener closed", extra={"protocol": protocol, "address": address})
 
     def _on_sighup(self) -> None:
         task = asyncio.get_running_loop().create_task(self._reload())
@@ -157,14 +179,12 @@ class Service:
         """Move each listener whose address changed. If the new address cannot be bound,
         the old one is bound again and the log says so; the MTA retries meanwhile."""
         for protocol in LISTENERS:
-            wanted = getattr(self.app.settings.listen, protocol)
-            old, server = self.servers.get(protocol, (None, None))
+            wanted = self._address(protocol)
+            old = self.servers[protocol][0] if protocol in self.servers else None
             if wanted == old:
                 continue
-            if server is not None:
-                server.close()
-                del self.servers[protocol]
-                log.info("listener closed", extra={"protocol": protocol, "address": old})
+            if old is not None:
+                self._close(protocol)
             if wanted and not await self._bind(protocol, wanted) and old:
                 await self._bind(protocol, old)
 

@@ -1,0 +1,117 @@
+"""A whole `postdesk ingest -` process per message, as Postfix's pipe runs it, against
+`python -c "import smtplib"` on the same interpreter.
+
+    python bench/pipe.py [--runs 30] [--in-process-runs 5] [--instructions] [--database URL]
+
+Starts the real daemon (`postdesk run`, SQLite unless --database names a PostgreSQL server)
+and runs, in alternating rounds, the baseline and the README's pipe command
+(`postdesk --config config.yaml ingest --recipient support@example.com`) with a new message
+on stdin each time, which the command hands to the daemon over its local socket. Prints the
+median wall-clock time of each, from the start of the process to its exit (the daemon's
+durable commit included), and their ratio; then the same command ingesting in its own
+process (`listen.socket: null`), as it does when no daemon runs. With --instructions, also
+the CPU instructions of the client process alone under Valgrind, which machine load does
+not move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import time
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+import yaml
+from scratch import running_daemon
+
+REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+BASELINE = [sys.executable, "-c", "import smtplib"]
+
+
+def message(i: int) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"customer{i}@example.org"
+    msg["To"] = "support@example.com"
+    msg["Subject"] = f"Question {i}"
+    msg["Message-ID"] = make_msgid(domain="example.org")
+    msg.set_content("Hello, a question about my order.")
+    return msg.as_bytes()
+
+
+def pipe_command(config: Path) -> list[str]:
+    """The README's master.cf argv, with this installation's command and config."""
+    command = Path(sys.executable).parent / "postdesk"
+    return [str(command), "--config", str(config), "ingest", "--recipient", "support@example.com"]
+
+
+def timed(command: list[str], stdin: bytes = b"") -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, input=stdin, capture_output=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{command} exited {done.returncode}:\n{done.stderr.decode()}")
+    if stdin and json.loads(done.stdout)["outcome"] != "ticket_created":
+        raise SystemExit(f"{command} did not create a ticket: {done.stdout.decode()}")
+    return elapsed
+
+
+def instructions(command: list[str], stdin: bytes = b"") -> int:
+    valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
+    valgrind.append("--cachegrind-out-file=/dev/null")
+    done = subprocess.run([*valgrind, *command], input=stdin, capture_output=True, check=True)
+    found = REFS.search(done.stderr.decode())
+    if found is None:
+        raise SystemExit(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]!r}")
+    return int(found.group(1).replace(",", ""))
+
+
+def ms(seconds: list[float]) -> str:
+    return f"median {statistics.median(seconds) * 1000:.1f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--in-process-runs", type=int, default=5)
+    parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--database", help="SQLAlchemy URL of a PostgreSQL server")
+    args = parser.parse_args()
+    with running_daemon(args.database) as daemon:
+        command = pipe_command(daemon.config)
+        timed(command, message(0))  # the daemon's first message warms its caches
+        baseline, pipe = [], []
+        for i in range(1, args.runs + 1):
+            baseline.append(timed(BASELINE))
+            pipe.append(timed(command, message(i)))
+        alone = yaml.safe_load(daemon.config.read_text())
+        alone["listen"]["socket"] = None
+        in_process_config = daemon.config.with_name("in-process.yaml")
+        in_process_config.write_text(yaml.safe_dump(alone))
+        in_process = [
+            timed(pipe_command(in_process_config), message(args.runs + i))
+            for i in range(1, args.in_process_runs + 1)
+        ]
+        counts = None
+        if args.instructions:
+            counts = (instructions(BASELINE), instructions(command, message(10_000)))
+    kind = "PostgreSQL" if args.database else "SQLite"
+    print(f'python -c "import smtplib": {ms(baseline)} ({args.runs} runs)')
+    print(f"postdesk ingest - to the daemon: {ms(pipe)} ({args.runs} runs, {kind})")
+    ratio = statistics.median(pipe) / statistics.median(baseline)
+    print(f"ratio: {ratio:.2f}x (target: within 3x)")
+    print(f"postdesk ingest - in process: {ms(in_process)} ({args.in_process_runs} runs)")
+    if counts:
+        print(
+            f"instructions: import smtplib {counts[0] / 1e6:.0f} M, ingest - client "
+            f"{counts[1] / 1e6:.0f} M ({counts[1] / counts[0]:.2f}x)"
+        )
+
+
+if __name__ == "__main__":
+    main()

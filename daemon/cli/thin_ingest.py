@@ -1,0 +1,178 @@
+"""`postdesk ingest -` as a thin client: the piped message handed to the running daemon.
+
+The MTA's pipe starts one process per message, and one that loads the whole of postdesk
+spends over half a second on imports. This one reads config.yaml for the socket's path
+(PyYAML's C loader, no validation), hands the message to the daemon's local LMTP socket and
+keeps cli/ingest.py's exit contract: 0 once the daemon answers 250 (the message is stored),
+75 for any other answer to the message. When no daemon takes it before the message is sent
+(other arguments than one message on stdin for given recipients, no socket, nobody
+listening, no answer in time, a refused recipient), ``hand_over`` returns None and the
+command runs in process as before, on the stdin it has not touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import smtplib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from postdesk.daemon import handoff, logs
+from postdesk.daemon.errors import EX_OK, EX_TEMPFAIL
+
+log = logging.getLogger("postdesk.cli")
+
+ENV_CONFIG = "POSTDESK_CONFIG"
+"""config/loader.py's variable, named again: importing the loader would load pydantic."""
+DEFAULT_DATA_DIR = "postdesk-data"
+DEFAULT_SOCKET = "postdesk.sock"
+"""config/schema.py's defaults of `data_dir` and `listen.socket`, for the same reason;
+tests/unit/test_thin_ingest.py holds both ends to the same path."""
+ENVELOPE_SECONDS = 10.0
+"""For the greeting and each envelope command: a daemon that has not answered by then is
+taken for none, and the message is ingested in process."""
+ANSWER_SECONDS = 600.0
+"""For the answer to the message, which may be being stored: past it the MTA retries, and a
+message the daemon did store is then recognised as a duplicate."""
+SIMPLE_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+"""Recipients that RCPT TO carries unchanged; any other is left to the in-process path."""
+LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+OPTIONS = {"--config": "config", "--log-level": "log_level", "--recipient": "recipient"}
+
+
+@dataclass(frozen=True)
+class Pipe:
+    """What the command line asks for, when it asks for a pipe delivery."""
+
+    config: str | None
+    log_level: str
+    recipients: tuple[str, ...]
+
+
+def pipe_arguments(argv: Sequence[str]) -> Pipe | None:
+    """``[--config C] [--log-level L] ingest --recipient A [...] [-]`` in any order argparse
+    takes, else None: anything else (a file, an abbreviation) is the full parser's to read."""
+    found: dict[str, list[str]] = {"config": [], "log_level": [], "recipient": []}
+    words = list(argv)
+    seen_ingest = seen_stdin = False
+    while words:
+        word = words.pop(0)
+        name, equals, value = word.partition("=")
+        if name in OPTIONS:
+            if not equals:
+                if not words:
+                    return None
+                value = words.pop(0)
+            found[OPTIONS[name]].append(value)
+        elif word == "ingest" and not seen_ingest:
+            seen_ingest = True
+        elif word == "-" and seen_ingest and not seen_stdin:
+            seen_stdin = True
+        else:
+            return None
+    level = (found["log_level"] or ["INFO"])[-1].upper()
+    recipients = tuple(found["recipient"])
+    if not seen_ingest or level not in LEVELS or not recipients:
+        return None
+    if not all(SIMPLE_ADDRESS.fullmatch(r) for r in recipients):
+        return None
+    config = found["config"][-1] if found["config"] else None
+    return Pipe(config, level, recipients)
+
+
+def socket_path(config: str | None) -> Path | None:
+    """`Settings.pipe_socket` of the config in force, or None where it cannot be told
+    without the full loader (which then reports what is wrong)."""
+    chosen = config or os.environ.get(ENV_CONFIG)
+    if not chosen:
+        return Path(DEFAULT_DATA_DIR) / DEFAULT_SOCKET
+    file = Path(chosen)
+    try:
+        data: Any = yaml.load(file.read_bytes(), Loader=yaml.CSafeLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+    data = {} if data is None else data
+    listen = data.get("listen", {}) if isinstance(data, dict) else None
+    listen = {} if listen is None else listen
+    if not isinstance(listen, dict):
+        return None
+    data_dir, path = data.get("data_dir", DEFAULT_DATA_DIR), listen.get("socket", DEFAULT_SOCKET)
+    if not isinstance(data_dir, str) or not isinstance(path, str):
+        return None
+    return file.parent / data_dir / path
+
+
+def hand_over(argv: Sequence[str]) -> int | None:
+    """The exit code once the daemon had the message, None when it is the caller's."""
+    pipe = pipe_arguments(argv)
+    path = socket_path(pipe.config) if pipe else None
+    if pipe is None or path is None or not path.exists():
+        return None
+    logs.setup(pipe.log_level)
+    try:
+        client = smtplib.LMTP(str(path.absolute()), timeout=ENVELOPE_SECONDS)
+    except smtplib.SMTPConnectError as exc:
+        return _refused(exc.smtp_code, exc.smtp_error, path)
+    except (OSError, smtplib.SMTPException) as exc:
+        log.info("no daemon on the socket; ingesting in process", extra=_why(path, exc))
+        return None
+    try:
+        return _deliver(client, pipe.recipients, path)
+    except (OSError, smtplib.SMTPException) as exc:
+        log.info("the daemon did not answer; ingesting in process", extra=_why(path, exc))
+        return None
+    finally:
+        client.close()
+
+
+def _deliver(client: smtplib.LMTP, recipients: tuple[str, ...], path: Path) -> int | None:
+    for command, reply in (("LHLO", client.ehlo()), ("MAIL", client.mail(""))):
+        if reply[0] != 250:
+            return _refused(reply[0], reply[1], path, command)
+    for recipient in recipients:
+        code, text = client.rcpt(recipient)
+        if code != 250:
+            return _refused(code, text, path, "RCPT")
+    raw = sys.stdin.buffer.read()
+    try:
+        assert client.sock is not None
+        client.sock.settimeout(ANSWER_SECONDS)
+        replies = [client.data(handoff.encode_message(raw))]
+        replies += [client.getreply() for _ in recipients[1:]]
+        code, text = replies[0]
+        if code != 250:
+            raise smtplib.SMTPResponseException(code, text)
+        accepted = handoff.read_accepted(text.decode("ascii"))
+    except (OSError, ValueError, smtplib.SMTPException) as exc:
+        print(f"postdesk: the daemon did not store the message: {exc}", file=sys.stderr)
+        log.error("message left with the MTA for a retry", extra=_why(path, exc))
+        return EX_TEMPFAIL
+    print(handoff.outcome_line("-", accepted["outcome"], accepted["ticket"], accepted["reason"]))
+    return EX_OK
+
+
+def _refused(code: int, text: bytes | str, path: Path, command: str = "greeting") -> int | None:
+    """Before the message was sent: a temporary answer leaves it with the MTA, a permanent
+    one (a recipient the daemon does not accept, say) leaves it to the in-process path,
+    which takes what the pipe says as cli/ingest.py always has."""
+    answer = f"{code} {text if isinstance(text, str) else text.decode('utf-8', 'replace')}"
+    if 400 <= code < 500:
+        print(f"postdesk: the daemon answered {command} with {answer}", file=sys.stderr)
+        log.error("message left with the MTA for a retry", extra={"answer": answer})
+        return EX_TEMPFAIL
+    log.info(
+        "the daemon refused the message; ingesting in process",
+        extra={"socket": str(path), "command": command, "answer": answer},
+    )
+    return None
+
+
+def _why(path: Path, exc: BaseException) -> dict[str, str]:
+    return {"socket": str(path), "error": str(exc) or type(exc).__name__}
