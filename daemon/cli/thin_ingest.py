@@ -99,8 +99,7 @@ def socket_path(config: str | None) -> Path | None:
     except (OSError, yaml.YAMLError):
         return None
     data = {} if data is None else data
-    listen = data.get("listen", {}) if isinstance(data, dict) else None
-    listen = {} if listen is None else listen
+    listen = (data.get("listen") or {}) if isinstance(data, dict) else None
     if not isinstance(listen, dict):
         return None
     data_dir, path = data.get("data_dir", DEFAULT_DATA_DIR), listen.get("socket", DEFAULT_SOCKET)
@@ -110,12 +109,21 @@ def socket_path(config: str | None) -> Path | None:
 
 
 def hand_over(argv: Sequence[str]) -> int | None:
-    """The exit code once the daemon had the message, None when it is the caller's."""
-    pipe = pipe_arguments(argv)
-    path = socket_path(pipe.config) if pipe else None
-    if pipe is None or path is None or not path.exists():
+    """The exit code once the daemon had the message, None when it is the caller's. No
+    error escapes: a traceback's exit status would make Postfix bounce the mail."""
+    try:
+        pipe = pipe_arguments(argv)
+        path = socket_path(pipe.config) if pipe else None
+        if pipe is None or path is None or not path.exists():
+            return None
+        logs.setup(pipe.log_level)
+        return _hand_over(path, pipe.recipients)
+    except Exception:
+        log.exception("unexpected error before the handover; ingesting in process")
         return None
-    logs.setup(pipe.log_level)
+
+
+def _hand_over(path: Path, recipients: tuple[str, ...]) -> int | None:
     try:
         client = smtplib.LMTP(str(path.absolute()), timeout=ENVELOPE_SECONDS)
     except smtplib.SMTPConnectError as exc:
@@ -124,37 +132,49 @@ def hand_over(argv: Sequence[str]) -> int | None:
         log.info("no daemon on the socket; ingesting in process", extra=_why(path, exc))
         return None
     try:
-        return _deliver(client, pipe.recipients, path)
+        refusal = _envelope(client, recipients)
+        if refusal is None:
+            return _deliver(client, sys.stdin.buffer.read(), path)
     except (OSError, smtplib.SMTPException) as exc:
         log.info("the daemon did not answer; ingesting in process", extra=_why(path, exc))
         return None
     finally:
         client.close()
+    command, code, text = refusal
+    return _refused(code, text, path, command)
 
 
-def _deliver(client: smtplib.LMTP, recipients: tuple[str, ...], path: Path) -> int | None:
-    for command, reply in (("LHLO", client.ehlo()), ("MAIL", client.mail(""))):
-        if reply[0] != 250:
-            return _refused(reply[0], reply[1], path, command)
+def _envelope(client: smtplib.LMTP, recipients: tuple[str, ...]) -> tuple[str, int, bytes] | None:
+    """The first command the daemon did not accept, with its answer; None when all were."""
+    code, text = client.ehlo()
+    if code != 250:
+        return "LHLO", code, text
+    code, text = client.mail("")
+    if code != 250:
+        return "MAIL", code, text
     for recipient in recipients:
         code, text = client.rcpt(recipient)
         if code != 250:
-            return _refused(code, text, path, "RCPT")
-    raw = sys.stdin.buffer.read()
+            return "RCPT", code, text
+    return None
+
+
+def _deliver(client: smtplib.LMTP, raw: bytes, path: Path) -> int:
+    """Once stdin is read the message is the daemon's or the MTA's, never this process's:
+    only a 250 means stored; anything else leaves it with the MTA, whose retry the daemon
+    recognises if it did store it. Nothing escapes."""
     try:
         assert client.sock is not None
         client.sock.settimeout(ANSWER_SECONDS)
-        replies = [client.data(handoff.encode_message(raw))]
-        replies += [client.getreply() for _ in recipients[1:]]
-        code, text = replies[0]
+        code, text = client.data(handoff.encode_message(raw))
         if code != 250:
             raise smtplib.SMTPResponseException(code, text)
-        accepted = handoff.read_accepted(text.decode("ascii"))
-    except (OSError, ValueError, smtplib.SMTPException) as exc:
+        done = handoff.read_accepted(text.decode("ascii"))
+        print(handoff.outcome_line("-", done["outcome"], done["ticket"], done["reason"]))
+    except Exception as exc:
         print(f"postdesk: the daemon did not store the message: {exc}", file=sys.stderr)
         log.error("message left with the MTA for a retry", extra=_why(path, exc))
         return EX_TEMPFAIL
-    print(handoff.outcome_line("-", accepted["outcome"], accepted["ticket"], accepted["reason"]))
     return EX_OK
 
 
