@@ -6,6 +6,7 @@ delivered once the file is fixed."""
 from __future__ import annotations
 
 import json
+import pwd
 import shutil
 import smtplib
 import sqlite3
@@ -22,7 +23,7 @@ import yaml
 from postdesk.config.loader import EXAMPLE_DIR
 from tests.conftest import Daemon, Sink
 from tests.e2e.test_daemon import tickets
-from tests.helpers import free_port, mail
+from tests.helpers import free_port, mail, read_until
 from tests.postfix_server import Postfix, available
 
 PIPE_USER = "nobody"
@@ -110,28 +111,18 @@ def test_postfix_delivers_over_lmtp_to_the_daemon(
     assert envelope_recipients(tmp_path / "data" / "postdesk.db") == [["support@example.com"]]
 
 
-def test_postfix_pipe_defers_on_broken_rules_and_delivers_once_fixed(
-    installed_postdesk: Path,
-    smtp_sink: tuple[Sink, int],
-    start_postfix: Callable[..., Postfix],
-) -> None:
-    sink, sink_port = smtp_sink
+@pytest.fixture
+def pipe_home() -> Iterator[Path]:
+    """A folder the pipe user can read, with that user's data folder in it."""
     home = Path(tempfile.mkdtemp(prefix="postdesk-etc-", dir="/tmp"))
     try:
-        _pipe_delivery(installed_postdesk, home, sink, sink_port, start_postfix)
+        yield home
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _pipe_delivery(
-    command: Path,
-    home: Path,
-    sink: Sink,
-    sink_port: int,
-    start_postfix: Callable[..., Postfix],
-) -> None:
-    rules = home / "rules.yaml"
-    shutil.copyfile(EXAMPLE_DIR / "rules.yaml", rules)
+def pipe_config(home: Path, sink_port: int) -> Path:
+    shutil.copyfile(EXAMPLE_DIR / "rules.yaml", home / "rules.yaml")
     config = home / "config.yaml"
     settings = {
         "data_dir": str(home / "data"),
@@ -145,6 +136,11 @@ def _pipe_delivery(
     home.chmod(0o755)
     (home / "data").mkdir()
     shutil.chown(home / "data", PIPE_USER)
+    return config
+
+
+def pipe_postfix(command: Path, config: Path, start_postfix: Callable[..., Postfix]) -> Postfix:
+    """Postfix with the README's master.cf and main.cf lines for the pipe."""
     master_cf = (
         "postdesk  unix  -       n       n       -       -       pipe\n"
         f"  flags=Rq user={PIPE_USER} argv={command} --config {config} ingest"
@@ -154,7 +150,20 @@ def _pipe_delivery(
         "transport_maps = inline:{support@example.com=postdesk:}\n"
         "postdesk_destination_recipient_limit = 1\n"
     )
-    postfix = start_postfix(main_cf, master_cf)
+    return start_postfix(main_cf, master_cf)
+
+
+def test_postfix_pipe_defers_on_broken_rules_and_delivers_once_fixed(
+    installed_postdesk: Path,
+    smtp_sink: tuple[Sink, int],
+    start_postfix: Callable[..., Postfix],
+    pipe_home: Path,
+) -> None:
+    sink, sink_port = smtp_sink
+    command, home = installed_postdesk, pipe_home
+    rules = home / "rules.yaml"
+    config = pipe_config(home, sink_port)
+    postfix = pipe_postfix(command, config, start_postfix)
 
     send(postfix, mail(subject="First, with good rules"))
     postfix.wait_for_log(r"relay=postdesk, .*status=sent")
@@ -188,3 +197,39 @@ def _pipe_delivery(
     assert subjects == ["First, with good rules", "Second, while the rules are broken"]
     recipients = envelope_recipients(home / "data" / "postdesk.db")
     assert recipients == [["support@example.com"], ["support@example.com"]]
+
+
+def test_postfix_pipe_hands_the_mail_to_the_running_daemon(
+    installed_postdesk: Path,
+    smtp_sink: tuple[Sink, int],
+    start_postfix: Callable[..., Postfix],
+    pipe_home: Path,
+) -> None:
+    """The daemon runs as the pipe's user, as the README's unit and master.cf have it, so the
+    pipe may use its socket; the daemon's log shows that it stored the mail."""
+    sink, sink_port = smtp_sink
+    config = pipe_config(pipe_home, sink_port)
+    account = pwd.getpwnam(PIPE_USER)
+    daemon = subprocess.Popen(
+        [str(installed_postdesk), "--config", str(config), "run"],
+        stderr=subprocess.PIPE,
+        bufsize=0,
+        cwd=pipe_home,
+        user=account.pw_uid,
+        group=account.pw_gid,
+        extra_groups=[],
+    )
+    log: list[str] = []
+    try:
+        read_until(daemon, "postdesk ready", log, timeout=30)
+        postfix = pipe_postfix(installed_postdesk, config, start_postfix)
+        customer = mail(subject="Through the pipe to the daemon")
+        send(postfix, customer)
+        read_until(daemon, "source=pipe outcome=ticket_created", log, timeout=60)
+        postfix.wait_for_log(r"relay=postdesk, .*status=sent")
+        (ack,) = sink.wait_for(1)
+        assert "[#1]" in ack["Subject"] and ack["In-Reply-To"] == customer["Message-ID"]
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+    assert envelope_recipients(pipe_home / "data" / "postdesk.db") == [["support@example.com"]]
