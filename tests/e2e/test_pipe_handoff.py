@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import random
 import signal
 import socket
 import sqlite3
 import stat
+import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -167,3 +171,57 @@ def test_a_recipient_the_daemon_refuses_is_ingested_in_process_as_the_pipe_says(
     assert (code, out) == (0, CREATED), err
     assert "550" in err and "message ingested" in err
     assert envelopes(tmp_path) == [("pipe", ["helpdesk@example.org"])]
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_among_piped_mail_loses_nothing_and_creates_nothing_twice(
+    daemon_config: Path,
+    start_daemon: Callable[[Path], Daemon],
+    smtp_sink: tuple[Sink, int],
+    tmp_path: Path,
+) -> None:
+    """Postfix runs `ingest -` per message and defers it on 75 until it exits 0; the daemon
+    is killed while the mail streams in and started again at once, and meanwhile the pipe
+    ingests in process."""
+    sink, _ = smtp_sink
+    messages, kills = 40, 2
+    seed = int(os.environ.get("POSTDESK_FAULT_SEED") or random.randrange(2**32))
+    kill_after = sorted(random.Random(seed).sample(range(5, messages - 5), kills))
+    why = f"POSTDESK_FAULT_SEED={seed}, killed after {kill_after} acknowledgements"
+    codes: list[int] = []
+
+    def mta() -> None:
+        for i in range(messages):
+            raw = mail(sender=f"customer{i}@example.org", subject=f"Question {i}").as_bytes()
+            while True:
+                codes.append(pipe(daemon_config, raw)[0])
+                if codes[-1] != 75:
+                    break
+
+    daemon = start_daemon(daemon_config)
+    daemon.drain()
+    piping = threading.Thread(target=mta)
+    piping.start()
+    for count in kill_after:
+        sink.wait_for(count, timeout=60)
+        daemon.process.kill()
+        daemon.process.wait(timeout=30)
+        daemon = start_daemon(daemon_config)
+        daemon.drain()
+    piping.join(timeout=300)
+    assert not piping.is_alive(), why
+    assert set(codes) <= {0, 75} and codes.count(0) == messages, why
+    daemon.process.terminate()
+    assert daemon.process.wait(timeout=30) == 0
+    later = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    assert postdesk(daemon_config, "send-outbox", "--now", later).returncode == 0
+
+    database = sqlite3.connect(tmp_path / "data" / "postdesk.db")
+    assert database.execute("SELECT count(*) FROM tickets").fetchone() == (messages,), why
+    acks = database.execute(
+        "SELECT count(*), count(DISTINCT ticket_id), min(status), max(status) FROM outbox "
+        "WHERE kind = 'autoreply'"
+    ).fetchone()
+    assert acks == (messages, messages, "sent", "sent"), why
+    delivered = [parsed["In-Reply-To"] for parsed in sink.wait_for(messages)]
+    assert len(set(delivered)) == messages, why
