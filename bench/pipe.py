@@ -23,25 +23,14 @@ import statistics
 import subprocess
 import sys
 import time
-from email.message import EmailMessage
-from email.utils import make_msgid
 from pathlib import Path
 
 import yaml
 from scratch import running_daemon
+from smtp_latency import question
 
 REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 BASELINE = [sys.executable, "-c", "import smtplib"]
-
-
-def message(i: int) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = f"customer{i}@example.org"
-    msg["To"] = "support@example.com"
-    msg["Subject"] = f"Question {i}"
-    msg["Message-ID"] = make_msgid(domain="example.org")
-    msg.set_content("Hello, a question about my order.")
-    return msg.as_bytes()
 
 
 def pipe_command(config: Path) -> list[str]:
@@ -84,22 +73,22 @@ def main() -> None:
     args = parser.parse_args()
     with running_daemon(args.database) as daemon:
         command = pipe_command(daemon.config)
-        timed(command, message(0))  # the daemon's first message warms its caches
+        timed(command, question(0).as_bytes())  # the daemon's first message warms its caches
         baseline, pipe = [], []
         for i in range(1, args.runs + 1):
             baseline.append(timed(BASELINE))
-            pipe.append(timed(command, message(i)))
+            pipe.append(timed(command, question(i).as_bytes()))
         alone = yaml.safe_load(daemon.config.read_text())
         alone["listen"]["socket"] = None
         in_process_config = daemon.config.with_name("in-process.yaml")
         in_process_config.write_text(yaml.safe_dump(alone))
         in_process = [
-            timed(pipe_command(in_process_config), message(args.runs + i))
+            timed(pipe_command(in_process_config), question(args.runs + i).as_bytes())
             for i in range(1, args.in_process_runs + 1)
         ]
         counts = None
         if args.instructions:
-            counts = (instructions(BASELINE), instructions(command, message(10_000)))
+            counts = (instructions(BASELINE), instructions(command, question(10_000).as_bytes()))
     kind = "PostgreSQL" if args.database else "SQLite"
     print(f'python -c "import smtplib": {ms(baseline)} ({args.runs} runs)')
     print(f"postdesk ingest - to the daemon: {ms(pipe)} ({args.runs} runs, {kind})")
