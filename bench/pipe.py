@@ -8,8 +8,9 @@ and runs, in alternating rounds, the baseline and the README's pipe command
 (`postdesk --config config.yaml ingest --recipient support@example.com`) with a new message
 on stdin each time, which the command hands to the daemon over its local socket. Prints the
 median wall-clock time of each, from the start of the process to its exit (the daemon's
-durable commit included), and their ratio; then the same command ingesting in its own
-process (`listen.socket: null`), as it does when no daemon runs. With --instructions, also
+durable commit included), and their ratio; then, alternating with the baseline too, the
+same command ingesting in its own process (`listen.socket: null`), as it does when no
+daemon runs. With --instructions, also
 the CPU instructions of the client process alone under Valgrind, which machine load does
 not move.
 """
@@ -64,6 +65,10 @@ def ms(seconds: list[float]) -> str:
     return f"median {statistics.median(seconds) * 1000:.1f} ms"
 
 
+def ratio(seconds: list[float], baseline: list[float]) -> float:
+    return statistics.median(seconds) / statistics.median(baseline)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
@@ -82,19 +87,23 @@ def main() -> None:
         alone["listen"]["socket"] = None
         in_process_config = daemon.config.with_name("in-process.yaml")
         in_process_config.write_text(yaml.safe_dump(alone))
-        in_process = [
-            timed(pipe_command(in_process_config), question(args.runs + i).as_bytes())
-            for i in range(1, args.in_process_runs + 1)
-        ]
+        beside, in_process = [], []
+        for i in range(1, args.in_process_runs + 1):
+            beside.append(timed(BASELINE))
+            in_process.append(
+                timed(pipe_command(in_process_config), question(args.runs + i).as_bytes())
+            )
         counts = None
         if args.instructions:
             counts = (instructions(BASELINE), instructions(command, question(10_000).as_bytes()))
     kind = "PostgreSQL" if args.database else "SQLite"
     print(f'python -c "import smtplib": {ms(baseline)} ({args.runs} runs)')
     print(f"postdesk ingest - to the daemon: {ms(pipe)} ({args.runs} runs, {kind})")
-    ratio = statistics.median(pipe) / statistics.median(baseline)
-    print(f"ratio: {ratio:.2f}x (target: within 3x)")
-    print(f"postdesk ingest - in process: {ms(in_process)} ({args.in_process_runs} runs)")
+    print(f"ratio: {ratio(pipe, baseline):.2f}x (target: within 3x)")
+    print(
+        f"postdesk ingest - in process: {ms(in_process)} ({args.in_process_runs} runs), "
+        f"{ratio(in_process, beside):.1f}x the baseline of those rounds ({ms(beside)})"
+    )
     if counts:
         print(
             f"instructions: import smtplib {counts[0] / 1e6:.0f} M, ingest - client "
