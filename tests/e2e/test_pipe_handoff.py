@@ -225,3 +225,23 @@ def test_kill_minus_nine_among_piped_mail_loses_nothing_and_creates_nothing_twic
     assert status["outbox"]["queued"] == 0, why
     acknowledged = {str(parsed["In-Reply-To"]) for parsed in sink.wait_for(messages)}
     assert acknowledged == set(message_ids), why
+
+
+def test_a_reload_moves_the_socket_and_null_closes_it(
+    write_config: Callable[..., Path], start_daemon: Callable[[Path], Daemon], tmp_path: Path
+) -> None:
+    config = write_config()
+    daemon = start_daemon(config)
+    old, new = tmp_path / "data" / "postdesk.sock", tmp_path / "moved.sock"
+    write_config(listen={"smtp": None, "socket": str(new)})
+    daemon.process.send_signal(signal.SIGHUP)
+    read_until(daemon.process, f"msg=listening protocol=socket address={new}", daemon.log, 20)
+    assert new.is_socket() and not old.exists()
+    code, out, err = pipe(config, mail().as_bytes())
+    assert (code, out) == (0, CREATED) and "message ingested" not in err, err
+    write_config(listen={"smtp": None, "socket": None})
+    daemon.process.send_signal(signal.SIGHUP)
+    read_until(daemon.process, f'closed" protocol=socket address={new}', daemon.log, 20)
+    assert not new.exists()
+    code, out, err = pipe(config, mail(subject="Second").as_bytes())
+    assert code == 0 and "message ingested" in err, err
