@@ -5,6 +5,9 @@ anything but 0 and 75. So once the message is stored (ticket, reply, duplicate, 
 or quarantined) it is 0, and every failure is 75: a broken config or rules file, an
 unwritable data folder, a schema that needs `db upgrade`, an unreachable database, a bug.
 None of those is the customer's fault, and each passes once an admin fixes it.
+
+With the daemon running, `ingest -` for given recipients (Postfix's pipe) does not get here:
+cli/thin_ingest.py hands the message to the daemon, and comes here only when none takes it.
 """
 
 from __future__ import annotations
