@@ -16,6 +16,8 @@ from postdesk.config.schema import Secret, Settings
 from postdesk.rules.schema import Priority
 
 PRIORITIES: tuple[str, ...] = get_args(Priority)
+UNIX_PATH_MAX = 107
+"""Bytes of a Unix socket's path on Linux (sun_path holds 108, the last one a NUL)."""
 
 
 def cross_references(settings: Settings, file: Path | None) -> list[str]:
@@ -56,6 +58,15 @@ def _problems(settings: Settings) -> Iterator[tuple[list[int | str], str]]:
     if settings.outgoing.smtp is not None:
         relay = settings.outgoing.smtp
         yield from _secret(["outgoing", "smtp"], relay, needed=relay.username is not None)
+    socket = settings.pipe_socket
+    if socket is not None and len(os.fsencode(socket)) > UNIX_PATH_MAX:
+        yield (
+            ["listen", "socket"],
+            (
+                f"{socket} is longer than a Unix socket path may be ({UNIX_PATH_MAX} bytes): "
+                "give an absolute path that is shorter, or null"
+            ),
+        )
     for i, mailbox in enumerate(settings.mailboxes):
         if mailbox.oauth2 and mailbox.oauth2.token_file:
             problem = _unreadable(mailbox.oauth2.token_file)

@@ -14,7 +14,9 @@ import pytest
 import yaml
 
 from postdesk.config.loader import load
+from postdesk.config.schema import Settings
 from postdesk.daemon import handoff
+from postdesk.daemon.checks import cross_references
 from postdesk.daemon.cli.thin_ingest import Pipe, pipe_arguments, socket_path
 
 
@@ -123,3 +125,12 @@ def test_the_thin_path_loads_nothing_heavy() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True)
     assert done.stdout == b"[]\n"
+
+
+def test_check_config_finds_a_socket_path_too_long_to_bind() -> None:
+    deep = Path("/var/lib/" + "postdesk-installation/" * 5)
+    (problem,) = cross_references(Settings(data_dir=deep), None)
+    assert problem.startswith("(embedded default):0: listen.socket: ")
+    assert "longer than a Unix socket path may be" in problem
+    short = Settings(data_dir=deep, listen={"socket": "/run/postdesk/pipe.sock"})
+    assert cross_references(short, None) == []
