@@ -21,8 +21,8 @@ import pytest
 
 from postdesk.store.blobs import BlobStore
 from tests.conftest import Daemon, Sink
-from tests.e2e.test_daemon import postdesk, tickets
-from tests.helpers import mail, read_until
+from tests.e2e.test_daemon import tickets
+from tests.helpers import mail, postdesk, read_until
 
 SUPPORT = "support@example.com"
 CREATED = b'{"file": "-", "outcome": "ticket_created", "ticket": 1, "reason": ""}\n'
