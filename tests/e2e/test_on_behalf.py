@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import smtplib
-import subprocess
-import sys
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
 
 from tests.conftest import Daemon, Sink
-from tests.helpers import DATA, free_port, mail, parse_mail
+from tests.helpers import DATA, free_port, mail, parse_mail, postdesk
 
 ANNA = "anna@example.com"
 BRAND2 = "help@brand2.example"
@@ -54,7 +52,7 @@ def test_forward_and_to_through_the_listener(
     summary = arrived[(ANNA,)]
     assert addresses(summary, "From") == [BRAND2] and addresses(summary, "Cc") == []
     assert "ticket #1 opened for ann@example.org" in summary.get_content()
-    view = json.loads(_postdesk(config, "tickets", "show", "1", "--json"))
+    view = json.loads(_shown(config, "--json"))
     customer, note = [m for m in view["messages"] if m["direction"] == "in"]
     assert (customer["kind"], customer["from"], customer["author"]) == (
         "customer",
@@ -63,7 +61,7 @@ def test_forward_and_to_through_the_listener(
     )
     assert customer["attachments"][0]["filename"] == "invoice-4471.pdf"
     assert (note["kind"], note["from"], note["author"]) == ("note", ANNA, ANNA)
-    shown = _postdesk(config, "tickets", "show", "1")
+    shown = _shown(config)
     assert "in customer from ann@example.org" in shown and "in note from anna@example.com" in shown
 
     outbound = mail(
@@ -84,13 +82,10 @@ def test_forward_and_to_through_the_listener(
     assert {mail_from for mail_from, _, _ in later} == {"support@example.com"}
 
 
-def _postdesk(config: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), *args],
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
+def _shown(config: Path, *args: str) -> str:
+    """`postdesk tickets show 1` as the admin reads it."""
+    done = postdesk(config, "tickets", "show", "1", *args)
+    assert done.returncode == 0, done.stderr.decode()
     return done.stdout.decode()
 
 

@@ -195,6 +195,16 @@ def by(agent: str, brand_address: str) -> tuple[str, str]:
     return (f"{name} ({brand(brand_address)[0]})", brand_address)
 
 
+def relayed(day: Day, agent: str, brand_address: str, customer: str, subject: str) -> EmailMessage:
+    """The agent's answer went to the customer alone, from the brand under the agent's name,
+    and the agent got the summary. Returns the answer as the customer got it."""
+    relay, _ = day.expect(
+        Mail(by(agent, brand_address), customer, subject),
+        Mail(staff(brand_address), agent, "your mail was applied"),
+    )
+    return relay
+
+
 def answer_from(day: Day, agent: str, notice: EmailMessage, body: str, moment: str = "") -> str:
     """An agent answers a notification from their own mail client: to its Reply-To (the
     agent's token), quoting it."""
@@ -460,10 +470,7 @@ def boris_answers_ivan(day: Day) -> None:
         "Иван, счёт отправлен повторно, проверьте папку «Спам».",
         "boris answers ivan",
     )
-    relay, _ = day.expect(
-        Mail(by(BORIS, BRAND2), IVAN, "Не приходит счёт"),
-        Mail(staff(BRAND2), BORIS, "your mail was applied"),
-    )
+    relay = relayed(day, BORIS, BRAND2, IVAN, "Не приходит счёт")
     assert relay.get_content().rstrip().endswith("Команда Brand2")
     assert day.ticket("invoice") == ("pending", "first", BORIS, 0, None)
 
@@ -480,10 +487,7 @@ def anna_resolves_carols_ticket(day: Day) -> None:
         "#resolve\nCarol, the invoice is reissued with this year's VAT number.",
         "anna answers carol",
     )
-    relay, _ = day.expect(
-        Mail(by(ANNA, SUPPORT), CAROL, "Invoice shows the wrong VAT"),
-        Mail(staff(SUPPORT), ANNA, "your mail was applied"),
-    )
+    relay = relayed(day, ANNA, SUPPORT, CAROL, "Invoice shows the wrong VAT")
     assert relay.get_content().startswith("Carol, the invoice is reissued")
     assert day.ticket("vat") == ("resolved", "first", ANNA, 0, None)
 
@@ -499,10 +503,7 @@ def boris_answers_petr(day: Day) -> None:
         "Пётр, разбейте файл на части до 10 000 строк, это обойдёт зависание.",
         "boris answers petr",
     )
-    relay, _ = day.expect(
-        Mail(by(BORIS, BRAND2), PETR, "Не работает импорт"),
-        Mail(staff(BRAND2), BORIS, "your mail was applied"),
-    )
+    relay = relayed(day, BORIS, BRAND2, PETR, "Не работает импорт")
     assert relay.get_content().rstrip().endswith("Команда Brand2")
     assert day.ticket("import") == ("pending", "first", BORIS, 0, None)
 
@@ -590,10 +591,7 @@ def vera_resolves(day: Day) -> None:
     answer_from(
         day, VERA, notice, "#resolve\nВыпустили исправление для больших файлов.", "vera resolves"
     )
-    day.expect(
-        Mail(by(VERA, BRAND2), OLGA, "Ошибка при выгрузке"),
-        Mail(staff(BRAND2), VERA, "your mail was applied"),
-    )
+    relayed(day, VERA, BRAND2, OLGA, "Ошибка при выгрузке")
     assert day.ticket("export")[0] == "resolved"
 
 

@@ -7,7 +7,6 @@ import json
 import smtplib
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Daemon
-from tests.helpers import free_port, mail, parse_mail, read_until
+from tests.helpers import free_port, mail, parse_mail, postdesk, read_until
 
 SUPPORT = "support@example.com"
 ANNA = "anna@example.com"
@@ -81,11 +80,7 @@ class Desk:
         return list(json.loads(self.cli("tickets", "list", "--json").stdout))
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[bytes]:
-        done = subprocess.run(
-            [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(self.config), *args],
-            capture_output=True,
-            timeout=60,
-        )
+        done = postdesk(self.config, *args)
         assert done.returncode == 0, done.stderr.decode()
         return done
 

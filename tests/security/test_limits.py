@@ -21,18 +21,10 @@ import pytest
 
 from postdesk.parsers import mime
 from tests.conftest import Daemon
-from tests.helpers import free_port, mail, parse_mail, read_until
+from tests.helpers import free_port, mail, parse_mail, postdesk, read_until
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
 from huge_headers import huge_cc_mail
-
-
-def postdesk(config: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), *args],
-        capture_output=True,
-        timeout=120,
-    )
 
 
 def shown(config: Path, number: int) -> dict[str, Any]:
