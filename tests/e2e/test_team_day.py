@@ -493,7 +493,8 @@ def anna_resolves_carols_ticket(day: Day) -> None:
 
 
 def boris_answers_petr(day: Day) -> None:
-    """Boris answers Pyotr from his summary's thread: Pyotr never writes back."""
+    """Boris answers Pyotr in a fresh mail naming the ticket (he got no notification to
+    answer: he brought the mail in). Pyotr never writes back."""
     number = day.tickets["import"]
     agent_writes(
         day,
