@@ -14,13 +14,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays as holiday_data
 from babel.dates import get_day_names
 
 from postdesk.config.errors import ConfigError
 from postdesk.config.schema import BusinessHours
+
+if TYPE_CHECKING:
+    import holidays as holiday_data
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -225,6 +228,8 @@ def _holidays(spec: dict[str, str]) -> holiday_data.HolidayBase | None:
     unknown = set(spec) - {"country", "subdivision"}
     if unknown or "country" not in spec:
         raise ConfigError("business_hours.holidays: give `country` and optionally `subdivision`")
+    import holidays as holiday_data  # its country tables load only for a calendar that names one
+
     try:
         return holiday_data.country_holidays(spec["country"], subdiv=spec.get("subdivision"))
     except NotImplementedError as exc:

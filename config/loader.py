@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, TypeVar, get_args
 
 import yaml
-from dotenv import dotenv_values
 from pydantic import BaseModel, ValidationError
 
 from postdesk.config.errors import ConfigError
@@ -47,6 +46,8 @@ def load(path: Path | str | None = None) -> Settings:
 def load_env_file(path: Path) -> None:
     """Secrets for ``password_env``, from the file systemd's unit reads too: the MTA's pipe
     and commands run by hand get no unit environment. Variables already set win."""
+    from dotenv import dotenv_values  # only a config with `env_file` pays for the import
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import codecs
 
-from charset_normalizer import from_bytes
-
 CANDIDATES = ["utf_8", "cp1251", "koi8_r", "cp1252", "iso8859_2", "gb18030", "shift_jis", "euc_kr"]
 
 
@@ -38,6 +36,8 @@ def guess(data: bytes) -> str:
     ascii_letters = sum(1 for b in data if 0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A)
     if upper + lower > ascii_letters:
         return "cp1251" if lower >= upper else "koi8_r"
+    from charset_normalizer import from_bytes  # rare: imported by the first mail that needs it
+
     best = from_bytes(data, cp_isolation=CANDIDATES).best()
     return best.encoding if best else "cp1252"
 

@@ -13,8 +13,6 @@ import logging
 import re
 from email.message import Message
 
-from flufl.bounce import scan_message
-
 from postdesk.parsers.model import Kind
 from postdesk.parsers.references import base_address
 
@@ -154,7 +152,10 @@ def autoreply_header(headers: dict[str, str]) -> str | None:
 
 
 def bounced_recipients(message: Message) -> tuple[str, ...]:
-    """The failed recipients flufl.bounce finds; empty when it finds none or fails."""
+    """The failed recipients flufl.bounce finds; empty when it finds none or fails. Its
+    detectors compile their patterns on import, so only a bounce imports it."""
+    from flufl.bounce import scan_message
+
     try:
         found = scan_message(message)
     except Exception as exc:

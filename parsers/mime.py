@@ -26,7 +26,6 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 import mailparser
-from inscriptis import get_text
 
 from postdesk.parsers import large
 from postdesk.parsers.charsets import decode
@@ -417,7 +416,10 @@ def _text(part: Message, parsed: Parsed) -> str:
 
 
 def html_to_text(html: str) -> str:
-    """Readable text of an HTML body; only the first 2 million characters of a huge one."""
+    """Readable text of an HTML body; only the first 2 million characters of a huge one.
+    inscriptis (and lxml behind it) is imported by the first mail that needs it."""
+    from inscriptis import get_text
+
     try:
         return str(get_text(html[:MAX_HTML_CHARS])).strip()
     except Exception as exc:

@@ -6,15 +6,17 @@ import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Executable, Insert, Table, Update, bindparam, create_engine, event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from postdesk.config.errors import TemporaryFailure
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 
 def make_engine(url: str) -> Engine:
@@ -115,8 +117,16 @@ def update_values(conn: Connection, table: Table, row_id: int, values: dict[str,
 
 
 def dialect_insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
-    """An INSERT that can say ON CONFLICT: SQLite and PostgreSQL spell it the same way."""
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    """An INSERT that can say ON CONFLICT: SQLite and PostgreSQL spell it the same way.
+    Each dialect's module is imported by the first statement for it: PostgreSQL's (with
+    the drivers it knows) costs an SQLite installation's start-up more than its own."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 # Statements built once per table: building one costs more than running it.
