@@ -1,4 +1,4 @@
-"""Templates to mail: Jinja2 renders the words, the standard library composes the message.
+"""Templates to mail: Jinja2 renders the words, which go straight into the message's bytes.
 
 Every variable a template uses must be given (StrictUndefined), so a typo in an admin's
 override shows up in `postdesk check-config` instead of as a blank in a customer's mail.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from jinja2 import (
 
 from postdesk.config.errors import ConfigError
 from postdesk.parsers.header_registry import SMTP
+from postdesk.store.outbox import Composed
 
 SHIPPED = Path(__file__).parent / "templates"
 LANGUAGES = ("en", "ru")
@@ -204,21 +205,53 @@ def thread_references(references: Sequence[str], in_reply_to: str | None) -> lis
 UNSTRUCTURED = frozenset({"subject"})
 
 
-def _set(mail: EmailMessage, name: str, value: str) -> None:
-    """Plain ASCII (addresses, ids, dates, English subjects) goes in as it is, folded only if
-    long: the standard library would parse each value into a header object first, which
+def _field(name: str, value: str) -> bytes:
+    """One header field as the standard library writes it under the SMTP policy, without
+    building a message around it. Plain ASCII (addresses, ids, dates, English subjects)
+    goes in as it is, folded only if long: parsing each value into a header object first
     cost more than the rest of composing. Anything else is encoded as RFC 2047 asks. The
     value has passed ``one_line``, so it cannot start a header of its own either way.
 
     A non-ASCII subject is encoded here: a customer's subject may hold text that only looks
     like an encoded word (one that could not be decoded is kept as it was), which the
     standard library's folding cannot encode."""
+    stored: Any = value
     if value.isascii():
-        mail.set_raw(name, value)
+        pass
     elif name.lower() in UNSTRUCTURED:
-        mail.set_raw(name, Header(value, "utf-8", header_name=name).encode())
+        stored = Header(value, "utf-8", header_name=name).encode()
     else:
-        mail[name] = value
+        stored = SMTP.header_store_parse(name, value)[1]
+    return SMTP.fold_binary(name, stored)
+
+
+LINE_LENGTH = 78
+"""The SMTP policy's ``max_line_length``: longer lines get a transfer encoding."""
+TEXT_PART = b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: %s\r\n'
+
+
+def _body(rendered: Rendered, attachments: Sequence[tuple[str, str, bytes]]) -> bytes:
+    """The MIME headers and body. A lone text part whose lines all fit is written directly,
+    as ``EmailMessage.set_content`` would write it (7bit, or 8bit for UTF-8 text: the SMTP
+    policy's choice); with an HTML alternative, attachments or over-long lines the standard
+    library builds the parts, boundaries and transfer encodings."""
+    lines = rendered.text.encode("utf-8").splitlines()
+    if rendered.html is None and not attachments and max(map(len, lines), default=0) <= LINE_LENGTH:
+        cte = b"7bit" if rendered.text.isascii() else b"8bit"
+        return TEXT_PART % cte + b"MIME-Version: 1.0\r\n\r\n" + b"\r\n".join(lines) + b"\r\n"
+    mail = EmailMessage(policy=SMTP)
+    mail.set_content(rendered.text, charset="utf-8")
+    if rendered.html is not None:
+        mail.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    for filename, content_type, data in attachments:
+        maintype, _, subtype = content_type.partition("/")
+        mail.add_attachment(
+            data,
+            maintype=maintype or "application",
+            subtype=subtype or "octet-stream",
+            filename=one_line(filename),
+        )
+    return mail.as_bytes()
 
 
 def compose(
@@ -235,14 +268,13 @@ def compose(
     extra_headers: Mapping[str, str] | None = None,
     cc: Sequence[str] = (),
     attachments: Sequence[tuple[str, str, bytes]] = (),
-) -> EmailMessage:
+) -> Composed:
     """A message that threads under the mail it answers.
 
     Automatic mail (``auto_submitted`` given) is marked as RFC 3834 asks and carries our loop
     marker; an agent's relayed reply is human mail and carries neither, so that the other
     side (even another help desk) treats it as a person's answer.
     """
-    mail = EmailMessage(policy=SMTP)
     fields = {"From": from_addr, "To": to}
     if cc:
         fields["Cc"] = ", ".join(one_line(a) for a in cc)
@@ -259,17 +291,9 @@ def compose(
     if loop_marker:
         fields["X-Postdesk-Loop"] = loop_marker
     fields.update(extra_headers or {})
-    for name, value in fields.items():
-        _set(mail, name, one_line(value))
-    mail.set_content(rendered.text, charset="utf-8")
-    if rendered.html is not None:
-        mail.add_alternative(rendered.html, subtype="html", charset="utf-8")
-    for filename, content_type, data in attachments:
-        maintype, _, subtype = content_type.partition("/")
-        mail.add_attachment(
-            data,
-            maintype=maintype or "application",
-            subtype=subtype or "octet-stream",
-            filename=one_line(filename),
-        )
-    return mail
+    head = b"".join(_field(name, one_line(value)) for name, value in fields.items())
+    return Composed(
+        head + _body(rendered, attachments),
+        sender=parseaddr(one_line(from_addr))[1],
+        message_id=one_line(message_id),
+    )

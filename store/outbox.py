@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import parseaddr
 
 from sqlalchemy import Select, bindparam, exists, func, select, update
 from sqlalchemy.engine import Connection
@@ -18,26 +17,33 @@ from postdesk.store.models import Outbox
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
 
 
+@dataclass(frozen=True)
+class Composed:
+    """A message as it goes on the wire, with the two fields its outbox row keeps."""
+
+    content: bytes
+    sender: str
+    message_id: str
+
+
 def enqueue(
     session: Session,
     *,
-    mail: EmailMessage,
+    mail: Composed,
     kind: str,
     recipients: list[str],
     now: datetime,
     ticket_id: int | None = None,
 ) -> Outbox:
-    """Queue a composed mail, due at once; its row is written at once. Sender and Message-ID
-    are read from the fields as set: fetching them through the policy would parse each."""
-    fields = {name.lower(): str(value) for name, value in mail.raw_items()}
+    """Queue a composed mail, due at once; its row is written at once."""
     row = Outbox(
         ticket_id=ticket_id,
         kind=kind,
-        sender=parseaddr(fields.get("from", ""))[1],
+        sender=mail.sender,
         to_addr=recipients[0].lower() if recipients else "",
         recipients=[r.lower() for r in recipients],
-        message_id=fields.get("message-id", "").strip("<> "),
-        content=mail.as_bytes(),
+        message_id=mail.message_id,
+        content=mail.content,
         status=QUEUED,
         next_attempt_at=now,
         attempts=0,

@@ -20,6 +20,7 @@ from postdesk.daemon.pipeline.ingest import ingest
 from postdesk.daemon.runners.sender import deliver_due
 from postdesk.store import outbox, relay
 from postdesk.store.models import Outbox
+from postdesk.store.outbox import Composed
 from postdesk.store.schema import ensure_current
 from tests.conftest import AuthSink, Sink
 from tests.helpers import free_port, mail
@@ -206,10 +207,11 @@ def test_recipient_answers_decide_between_failing_retrying_and_pausing(
         message["From"], message["To"], message["Subject"] = "support@example.com", "x", "Hi"
         message["Message-ID"] = "<n1@example.com>"
         message.set_content("Hello")
+        mail = Composed(message.as_bytes(), "support@example.com", "n1@example.com")
         with app.db.transaction() as session:
             outbox.enqueue(
                 session,
-                mail=message,
+                mail=mail,
                 kind="notice",
                 recipients=["a@example.org", "b@example.org"],
                 now=NOW,

@@ -147,7 +147,7 @@ def compose_ack(rendered: Rendered) -> Any:
         loop_marker="support@example.com",
         extra_headers={"Reply-To": "support+t1xabc@example.com"},
     )
-    return message_from_bytes(mail.as_bytes(), policy=policy.default)
+    return message_from_bytes(mail.content, policy=policy.default)
 
 
 def test_composed_mail_threads_and_stops_loops() -> None:
