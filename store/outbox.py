@@ -6,13 +6,15 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, bindparam, exists, func, select, update
+from sqlalchemy import Row, Select, bindparam, exists, func, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 
-from postdesk.store.db import insert_row, run, table_of, update_values
-from postdesk.store.models import Outbox
+from postdesk.store import suppressions
+from postdesk.store.db import insert_values, run, table_of, update_values
+from postdesk.store.models import Outbox, Suppression
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
 
@@ -34,25 +36,24 @@ def enqueue(
     recipients: list[str],
     now: datetime,
     ticket_id: int | None = None,
-) -> Outbox:
-    """Queue a composed mail, due at once; its row is written at once."""
-    row = Outbox(
-        ticket_id=ticket_id,
-        kind=kind,
-        sender=mail.sender,
-        to_addr=recipients[0].lower() if recipients else "",
-        recipients=[r.lower() for r in recipients],
-        message_id=mail.message_id,
-        content=mail.content,
-        status=QUEUED,
-        next_attempt_at=now,
-        attempts=0,
-        last_error="",
-        created_at=now,
-        sent_at=None,
-    )
-    insert_row(session, row)
-    return row
+) -> int:
+    """Queue a composed mail, due at once; its row is written at once. Returns its id."""
+    row = {
+        "ticket_id": ticket_id,
+        "kind": kind,
+        "sender": mail.sender,
+        "to_addr": recipients[0].lower() if recipients else "",
+        "recipients": [r.lower() for r in recipients],
+        "message_id": mail.message_id,
+        "content": mail.content,
+        "status": QUEUED,
+        "next_attempt_at": now,
+        "attempts": 0,
+        "last_error": "",
+        "created_at": now,
+        "sent_at": None,
+    }
+    return insert_values(session.connection(), table_of(Outbox), row)
 
 
 def claim_due(
@@ -176,6 +177,63 @@ def count_recent(
     query = _recent(to_addr is not None, ticket_id is not None, cap is not None)
     params = {"kinds": kinds, "since": since, "to_addr": (to_addr or "").lower()}
     return run(session, query, {**params, "ticket_id": ticket_id, "cap": cap}).scalar() or 0
+
+
+def autoreply_history(
+    session: Session,
+    *,
+    address: str,
+    ticket_id: int | None,
+    own_kinds: tuple[str, ...],
+    all_kinds: tuple[str, ...],
+    now: datetime,
+    cap: int,
+) -> Row[Any]:
+    """What the acknowledgement policy weighs, in one statement: our mail of ``own_kinds``
+    to the address in the last day and (given ``ticket_id``) for the ticket in the last
+    hour, all mail of ``all_kinds`` in the last hour counted up to ``cap``, and the reason
+    and end of the address's suppression, if one is running."""
+    params = {
+        "address": address.lower(),
+        "ticket_id": ticket_id,
+        "own_kinds": own_kinds,
+        "all_kinds": all_kinds,
+        "day": now - timedelta(days=1),
+        "hour": now - timedelta(hours=1),
+        "now": now,
+        "cap": cap,
+    }
+    return run(session, _history(ticket_id is not None), params).one()
+
+
+@functools.cache
+def _history(for_ticket: bool) -> Select[Any]:
+    """Built once per shape, as every acknowledgement asks it."""
+
+    def count(kinds: str, since: str, *where: Any, capped: bool = False) -> Any:
+        rows = select(Outbox.id).where(
+            Outbox.kind.in_(bindparam(kinds, expanding=True)),
+            Outbox.created_at >= bindparam(since),
+            *where,
+        )
+        if capped:
+            rows = rows.limit(bindparam("cap"))
+        return select(func.count()).select_from(rows.subquery()).scalar_subquery()
+
+    for_ticket_last_hour = (
+        count("own_kinds", "hour", Outbox.ticket_id == bindparam("ticket_id"))
+        if for_ticket
+        else literal(0)
+    )
+    return select(
+        count("own_kinds", "day", Outbox.to_addr == bindparam("address")).label(
+            "to_sender_last_day"
+        ),
+        for_ticket_last_hour.label("for_ticket_last_hour"),
+        count("all_kinds", "hour", capped=True).label("total_last_hour"),
+        suppressions.active(Suppression.reason).label("suppressed_reason"),
+        suppressions.active(Suppression.until).label("suppressed_until"),
+    )
 
 
 @functools.cache

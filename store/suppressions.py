@@ -6,22 +6,21 @@ import functools
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Row, bindparam, func, select
+from sqlalchemy import Insert, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from postdesk.store.db import dialect_insert, run, table_of
+from postdesk.store.db import dialect_insert, table_of
 from postdesk.store.models import Outbox, Suppression
 
-ACTIVE = select(Suppression.reason, Suppression.until).where(
-    Suppression.address == bindparam("address"), Suppression.until > bindparam("now")
-)
-"""Built once: asked for every acknowledgement, and building a statement costs more than
-running it."""
 
-
-def active(session: Session, address: str, now: datetime) -> Row[tuple[str, datetime]] | None:
-    """The reason and end of the address's suppression, if one is running."""
-    return run(session, ACTIVE, {"address": address.lower(), "now": now}).first()
+def active(column: Any) -> Any:
+    """One column of the address's running suppression (``address``, ``now``), as a value in
+    a larger query: the acknowledgement asks it with its rate counts in one statement."""
+    return (
+        select(column)
+        .where(Suppression.address == bindparam("address"), Suppression.until > bindparam("now"))
+        .scalar_subquery()
+    )
 
 
 def suppress(session: Session, address: str, reason: str, now: datetime, until: datetime) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from postdesk.parsers.model import InboundMessage
 from postdesk.parsers.references import base_address
-from postdesk.store.db import insert_row, run
+from postdesk.store.db import insert_row, insert_values, run, table_of
 from postdesk.store.models import AttachmentRow, Counter, Event, Message, Participant, Ticket
 from postdesk.store.temperature import temperature
 
@@ -76,6 +76,7 @@ NEXT_NUMBER = (
     .values(value=Counter.value + 1)
     .returning(Counter.value)
 )
+PARTICIPANTS = select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"))
 BY_MESSAGE_ID = select(Message.message_id, Message.ticket_id).where(
     Message.message_id.in_(bindparam("ids", expanding=True))
 )
@@ -148,7 +149,7 @@ def add_participants(
         roles.setdefault(address.lower(), role)
     added = newcomers(ticket, roles, exclude)
     for email in added:
-        _add_row(session, ticket, "participants", Participant(email=email, role=roles[email]))
+        _add_row(session, ticket, Participant, {"email": email, "role": roles[email]})
     return added
 
 
@@ -156,9 +157,22 @@ def newcomers(ticket: Ticket, addresses: Iterable[str], exclude: Iterable[str]) 
     """The addresses, lower-cased and in order, that are neither ours (``support+TOKEN@``
     included) nor already on the ticket."""
     ours = {a.lower() for a in exclude}
-    skip = {p.email for p in ticket.participants}
+    skip = _present(ticket)
     found = dict.fromkeys(a.lower() for a in addresses)
     return [e for e in found if e and e not in skip and base_address(e) not in ours]
+
+
+def _present(ticket: Ticket) -> set[str]:
+    """The ticket's participants: from its collection when that is loaded, else with one
+    query that builds no objects. Participant rows are written at once (``_add_row``), so
+    nothing pending needs a flush first, and the ticket's own changes wait for one UPDATE."""
+    if "participants" not in inspect(ticket).unloaded:
+        return {p.email for p in ticket.participants}
+    session = object_session(ticket)
+    if session is None:
+        raise RuntimeError("reading participants needs a ticket that is in a session")
+    found = session.connection().execute(PARTICIPANTS, {"ticket_id": ticket.id})
+    return set(found.scalars())
 
 
 def record_inbound(
@@ -188,7 +202,7 @@ def record_inbound(
         message_id=msg.message_id,
         created_at=now,
     )
-    _add_row(session, ticket, "messages", message)
+    _add_message(session, ticket, message)
     for a in msg.attachments:
         row = AttachmentRow(
             message_id=message.id,
@@ -236,7 +250,7 @@ def record_outbound(
         message_id=message_id,
         created_at=now,
     )
-    _add_row(session, ticket, "messages", message)
+    _add_message(session, ticket, message)
     return message
 
 
@@ -244,17 +258,29 @@ def add_event(ticket: Ticket, *, actor: str, type: str, now: datetime, **data: A
     session = object_session(ticket)
     if session is None:
         raise RuntimeError("an event needs a ticket that is in a session")
-    _add_row(session, ticket, "events", Event(actor=actor, type=type, at=now, data=data))
+    _add_row(session, ticket, Event, {"actor": actor, "type": type, "at": now, "data": data})
+
+
+def _add_message(session: Session, ticket: Ticket, message: Message) -> None:
+    """A message is kept as an object too: its caller shows it to the agents."""
+    message.ticket_id = ticket.id
+    insert_row(session, message)
+    _expire(session, ticket, "messages")
 
 
 def _add_row(
-    session: Session, ticket: Ticket, collection: str, row: Participant | Message | Event
+    session: Session, ticket: Ticket, model: type[Participant | Event], values: dict[str, Any]
 ) -> None:
-    """Write a row of the ticket at once, as its own statement; a loaded collection of the
-    ticket is expired, so that its next read sees the row. Appending to the collection
-    instead would first load every earlier row, and cost a flush."""
-    row.ticket_id = ticket.id
-    insert_row(session, row)
+    """Write a row of the ticket at once, as its own statement and without an object of
+    its own (building one costs more than the statement); a loaded collection of the
+    ticket (named as the table) is expired, so that its next read sees the row. Appending to
+    the collection instead would first load every earlier row, and cost a flush."""
+    table = table_of(model)
+    insert_values(session.connection(), table, {**values, "ticket_id": ticket.id})
+    _expire(session, ticket, table.name)
+
+
+def _expire(session: Session, ticket: Ticket, collection: str) -> None:
     if collection not in inspect(ticket).unloaded:
         session.expire(ticket, [collection])
 

@@ -32,23 +32,25 @@ def _history(
 ) -> History:
     """Counted before this transaction's own rows are flushed: they are not history yet.
     A ticket created by this message has no mail of its own to count."""
-    hour, day = now - timedelta(hours=1), now - timedelta(days=1)
     with session.no_autoflush:
-        blocked = suppressions.active(session, ticket.requester, now)
-        return History(
-            to_sender_last_day=outbox.count_recent(
-                session, AUTOREPLIES, day, to_addr=ticket.requester
-            ),
-            for_ticket_last_hour=0
-            if is_new
-            else outbox.count_recent(session, AUTOREPLIES, hour, ticket_id=ticket.id),
-            total_last_hour=outbox.count_recent(
-                session, CUSTOMER_AUTOMATIC, hour, cap=limits.circuit_breaker_per_hour
-            ),
-            suppressed=f"{blocked.reason} (until {blocked.until:%Y-%m-%d %H:%M} UTC)"
-            if blocked
-            else "",
+        found = outbox.autoreply_history(
+            session,
+            address=ticket.requester,
+            ticket_id=None if is_new else ticket.id,
+            own_kinds=AUTOREPLIES,
+            all_kinds=CUSTOMER_AUTOMATIC,
+            now=now,
+            cap=limits.circuit_breaker_per_hour,
         )
+    until = found.suppressed_until
+    return History(
+        to_sender_last_day=found.to_sender_last_day,
+        for_ticket_last_hour=found.for_ticket_last_hour,
+        total_last_hour=found.total_last_hour,
+        suppressed=f"{found.suppressed_reason} (until {until:%Y-%m-%d %H:%M} UTC)"
+        if until is not None
+        else "",
+    )
 
 
 def _trip_breaker(
