@@ -8,10 +8,12 @@ the headers of our replies.
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email import quoprimime
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -230,15 +232,45 @@ LINE_LENGTH = 78
 TEXT_PART = b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: %s\r\n'
 
 
-def _body(rendered: Rendered, attachments: Sequence[tuple[str, str, bytes]]) -> bytes:
-    """The MIME headers and body. A lone text part whose lines all fit is written directly,
-    as ``EmailMessage.set_content`` would write it (7bit, or 8bit for UTF-8 text: the SMTP
-    policy's choice); with an HTML alternative, attachments or over-long lines the standard
-    library builds the parts, boundaries and transfer encodings."""
-    lines = rendered.text.encode("utf-8").splitlines()
-    if rendered.html is None and not attachments and max(map(len, lines), default=0) <= LINE_LENGTH:
-        cte = b"7bit" if rendered.text.isascii() else b"8bit"
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+BASE64_CHUNK = LINE_LENGTH // 4 * 3
+
+
+def _text_part(text: str) -> bytes:
+    """A lone UTF-8 text part as ``EmailMessage.set_content(text, charset="utf-8")`` writes
+    it under the SMTP policy, without building the message: 7bit or 8bit while every line
+    fits, else quoted-printable or base64, whichever its first ten lines make shorter."""
+    lines = text.encode("utf-8").splitlines()
+    if max(map(len, lines), default=0) <= LINE_LENGTH:
+        cte = b"7bit" if text.isascii() else b"8bit"
         return TEXT_PART % cte + b"MIME-Version: 1.0\r\n\r\n" + b"\r\n".join(lines) + b"\r\n"
+    crlf_body = b"\r\n".join(lines) + b"\r\n"
+    sniff = b"\r\n".join(lines[:10]) + b"\r\n"
+    sniffed = quoprimime.body_encode(sniff.decode("latin-1"), LINE_LENGTH)
+    if len(sniffed) > len(binascii.b2a_base64(sniff)):
+        cte, payload = (
+            b"base64",
+            "".join(
+                binascii.b2a_base64(crlf_body[i : i + BASE64_CHUNK]).decode("ascii")
+                for i in range(0, len(crlf_body), BASE64_CHUNK)
+            ),
+        )
+    elif len(lines) <= 10:
+        cte, payload = b"quoted-printable", sniffed
+    else:
+        body = (b"\n".join(lines) + b"\n").decode("latin-1")
+        cte, payload = b"quoted-printable", quoprimime.body_encode(body, LINE_LENGTH)
+    *complete, last = LINE_BREAK.split(payload)
+    written = "".join(f"{line}\r\n" for line in complete) + last
+    return TEXT_PART % cte + b"MIME-Version: 1.0\r\n\r\n" + written.encode("ascii")
+
+
+def _body(rendered: Rendered, attachments: Sequence[tuple[str, str, bytes]]) -> bytes:
+    """The MIME headers and body: a lone text part written directly (``_text_part``); with
+    an HTML alternative or attachments the standard library builds the parts and their
+    boundaries."""
+    if rendered.html is None and not attachments:
+        return _text_part(rendered.text)
     mail = EmailMessage(policy=SMTP)
     mail.set_content(rendered.text, charset="utf-8")
     if rendered.html is not None:

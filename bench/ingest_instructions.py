@@ -8,12 +8,15 @@ Needs `valgrind` (Debian package valgrind). Runs the same command as ingest_thro
 `valgrind --tool=cachegrind --cache-sim=no`, once over one message and once over
 --messages more, each on a fresh installation, and prints the instructions of the first
 run (start-up) and the difference per further message. Valgrind slows Python about fifty
-times: 200 messages take a minute or two.
+times: 200 messages take a minute or two. Python's bytecode caches are written (the first,
+untimed run writes postdesk's), as on an installed system, whatever PYTHONDONTWRITEBYTECODE
+says in the caller's environment.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -25,6 +28,9 @@ from scratch import scratch_config
 from workload import write
 
 REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+INSTALLED = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+"""The environment of an installed postdesk: its bytecode cached, as the untimed first run
+leaves it; with PYTHONDONTWRITEBYTECODE every run would compile postdesk's modules anew."""
 
 
 def instructions(paths: list[Path]) -> int:
@@ -32,13 +38,14 @@ def instructions(paths: list[Path]) -> int:
     that took ``paths[0]`` first (schema created, caches warm), as the throughput bench does."""
     with scratch_config(support_addresses=["support@example.com"]) as config:
         command = [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), "ingest"]
-        subprocess.run([*command, str(paths[0])], check=True, capture_output=True)
+        subprocess.run([*command, str(paths[0])], check=True, capture_output=True, env=INSTALLED)
         valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
         done = subprocess.run(
             [*valgrind, "--cachegrind-out-file=/dev/null", *command, *map(str, paths[1:])],
             capture_output=True,
             text=True,
             check=True,
+            env=INSTALLED,
         )
     found = REFS.search(done.stderr)
     if found is None:

@@ -147,6 +147,8 @@ def test_acknowledgements_read_back_as_the_standard_library_composes_them(
         "long line " * 30 + "\n",
         "длинная строка " * 30 + "\n",
         "mixed\rline\x0bends\x0c\n",
+        "\n".join(["short"] * 12 + ["long " * 30]) + "\n",
+        "\n".join(["коротко"] * 12 + ["длинно " * 30]),
     ],
 )
 def test_any_text_reads_back_the_same(text: str) -> None:
