@@ -9,6 +9,7 @@ the headers of our replies.
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 from jinja2 import (
     ChoiceLoader,
     Environment,
+    FileSystemBytecodeCache,
     FileSystemLoader,
     StrictUndefined,
     TemplateError,
@@ -72,6 +74,14 @@ class Rendered:
     html: str | None = None
 
 
+@functools.cache
+def compiled_templates() -> FileSystemBytecodeCache:
+    """Templates compiled once per installation, not in every process: a pipe delivery would
+    compile the acknowledgement again for each message. Jinja2 keeps them in a folder of the
+    user's own in the temporary directory, keyed by each template's source."""
+    return FileSystemBytecodeCache()
+
+
 class Templates:
     def __init__(self, *overrides: Path | None) -> None:
         """Each folder given overrides the ones after it; the shipped templates come last."""
@@ -83,6 +93,7 @@ class Templates:
             undefined=StrictUndefined,
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
             keep_trailing_newline=True,
+            bytecode_cache=compiled_templates(),
         )
 
     def names(self) -> set[str]:
