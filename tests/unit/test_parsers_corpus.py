@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import email
+from email.charset import BASE64, QP, Charset
 
 import pytest
 from hypothesis import given
@@ -138,3 +139,38 @@ def test_simple_address_shortcut_agrees_on_generated_fields(
     if match is not None:
         shortcut = [(match["name"] or "", match["address"])]
         assert _normal(shortcut) == _normal(mime.parse_addresses("to", value)), value
+
+
+def _decoded(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(mime.header_text(display), address) for display, address in pairs]
+
+
+def test_encoded_name_shortcut_reads_as_the_strict_parser_does() -> None:
+    """Decoded, the name the shortcut for ``=?utf-8?...?= <address>`` finds is the one the
+    RFC 5322 parser finds, wherever the shortcut applies in the corpus."""
+    values = [v for v in _address_values() if mime.ENCODED_NAME_ADDRESS.fullmatch(v)]
+    assert len([v for v in values if "=?" in v]) > 5
+    for value in values:
+        match = mime.ENCODED_NAME_ADDRESS.fullmatch(value)
+        assert match is not None
+        shortcut = [(match["name"], match["address"])]
+        assert _decoded(shortcut) == _decoded(mime.parse_addresses("to", value)), value
+
+
+@given(
+    name=st.text(max_size=30),
+    plain=st.text(alphabet="ABCabc019_'-", min_size=1, max_size=6),
+    local=st.from_regex(r"[A-Za-z0-9_%+=-]{1,5}(\.[A-Za-z0-9_%+=-]{1,5}){0,2}", fullmatch=True),
+    encoding=st.sampled_from(["b", "q"]),
+)
+def test_encoded_name_shortcut_agrees_on_generated_fields(
+    name: str, plain: str, local: str, encoding: str
+) -> None:
+    charset = Charset("utf-8")
+    charset.header_encoding = BASE64 if encoding == "b" else QP
+    words = charset.header_encode(name)
+    value = mime._plain(f"{words} {plain} <{local}@example.org>")
+    match = mime.ENCODED_NAME_ADDRESS.fullmatch(value)
+    if match is not None:
+        shortcut = [(match["name"], match["address"])]
+        assert _decoded(shortcut) == _decoded(mime.parse_addresses("to", value)), value
