@@ -106,9 +106,9 @@ def acknowledge(
             _trip_breaker(app, session, ticket, verdict.breaker, reason, now)
     if template is None or reason:
         add_event(ticket, actor="postdesk", type="autoreply_suppressed", now=now, reason=reason)
-        AUTOREPLY_DECISIONS.labels("rules" if template is None else "policy").inc()
+        AUTOREPLY_DECISIONS.inc("rules" if template is None else "policy")
         return 0
-    AUTOREPLY_DECISIONS.labels("sent").inc()
+    AUTOREPLY_DECISIONS.inc("sent")
     queue_acknowledgement(app, session, ticket, msg, template, decision, now)
     add_event(ticket, actor="postdesk", type="autoreply_queued", now=now, template=template)
     return 1

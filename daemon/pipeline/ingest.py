@@ -74,7 +74,7 @@ def ingest(
         return _quarantine(app, sha256, raw, source, f"parser error: {exc!r}", now)
     with _constraints_are_temporary(sha256), app.db.transaction() as session:
         result = _process(app, session, msg, source, now)
-    INGESTED.labels(source, result.outcome).inc()
+    INGESTED.inc(source, result.outcome)
     log.info(
         "message ingested",
         extra={

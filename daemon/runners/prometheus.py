@@ -14,7 +14,12 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from postdesk.config.errors import ConfigError
@@ -35,6 +40,26 @@ from postdesk.store.inbound import counts_by_source
 from postdesk.store.mailboxes import health as mailbox_health
 from postdesk.store.outbox import oldest_queued
 from postdesk.store.outbox import summary as outbox_summary
+
+
+class ProcessCollector(Collector):
+    """This process's own counts (``daemon/counters.py``), as they stand at the scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        for tally in (INGESTED, AUTOREPLY_DECISIONS, CONNECTIONS_REFUSED):
+            if not tally.labels:
+                yield CounterMetricFamily(tally.name, tally.documentation, value=tally.value())
+                continue
+            counter = CounterMetricFamily(tally.name, tally.documentation, labels=tally.labels)
+            for values, n in sorted(tally.counts().items()):
+                counter.add_metric(list(values), n)
+            yield counter
+        yield SummaryMetricFamily(
+            SWEEP_SECONDS.name,
+            SWEEP_SECONDS.documentation,
+            count_value=SWEEP_SECONDS.count,
+            sum_value=SWEEP_SECONDS.total,
+        )
 
 
 class StoreCollector(Collector):
@@ -181,10 +206,7 @@ def _mailbox_gauges(mailboxes: list[dict[str, Any]], now: datetime) -> Iterator[
 def start(app: App, listen: str) -> WSGIServer:
     """Serve /metrics on ``listen`` (host:port) from a thread until shut down."""
     registry = CollectorRegistry()
-    registry.register(INGESTED)
-    registry.register(AUTOREPLY_DECISIONS)
-    registry.register(SWEEP_SECONDS)
-    registry.register(CONNECTIONS_REFUSED)
+    registry.register(ProcessCollector())
     registry.register(StoreCollector(app))
     try:
         host, port = parse_host_port(listen)

@@ -23,6 +23,7 @@ NOT_FOR_ONE_MESSAGE = (
     "charset_normalizer",  # no undeclared 8-bit text
     "flufl.bounce",  # not a bounce
     "sqlalchemy.dialects.postgresql",  # SQLite
+    "prometheus_client",  # no metrics served
 )
 
 

@@ -48,9 +48,8 @@ def test_collector_counts_the_week(app: App) -> None:
 
 
 def test_exporter_serves_ingest_counts(app: App) -> None:
-    counter = counters.INGESTED.labels("smtp", "ticket_created")
-    before = counter._value.get()
-    sent_before = counters.AUTOREPLY_DECISIONS.labels("sent")._value.get()
+    before = counters.INGESTED.value("smtp", "ticket_created")
+    sent_before = counters.AUTOREPLY_DECISIONS.value("sent")
     assert ingest(app, mail().as_bytes(), "smtp", at(23, 10)).outcome == "ticket_created"
     port = free_port()
     server = prometheus.start(app, f"127.0.0.1:{port}")
@@ -64,6 +63,19 @@ def test_exporter_serves_ingest_counts(app: App) -> None:
     assert found["postdesk_ingested_total", key] == before + 1
     assert found["postdesk_autoreplies_total", (("decision", "sent"),)] == sent_before + 1
     assert sum(v for (name, _), v in found.items() if name == "postdesk_tickets") == 1
+
+
+def test_process_counts_are_served_as_counters_and_a_summary() -> None:
+    before = samples(prometheus.ProcessCollector().collect())
+    counters.CONNECTIONS_REFUSED.inc()
+    with counters.SWEEP_SECONDS.time():
+        pass
+    found = samples(prometheus.ProcessCollector().collect())
+    refused = ("postdesk_connections_refused_total", ())
+    assert found[refused] == before[refused] + 1
+    sweeps = ("postdesk_sweep_seconds_count", ())
+    assert found[sweeps] == before[sweeps] + 1
+    assert found["postdesk_sweep_seconds_sum", ()] >= before["postdesk_sweep_seconds_sum", ()]
 
 
 def test_bad_listen_address_is_a_config_error(app: App) -> None:
