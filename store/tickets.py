@@ -215,7 +215,8 @@ def record_inbound(
         )
         insert_row(session, row)
         message.attachments.append(row)
-    ticket.updated_at = now
+    if ticket.updated_at != now:  # a ticket this message opened has it: no flush for nothing
+        ticket.updated_at = now
     return message
 
 
