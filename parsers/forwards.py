@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from email.message import Message
 
-from dateutil import parser as dateparser
-
 from postdesk.parsers import mime
 from postdesk.parsers.model import Attachment, Forwarded, StoreBlob
 from postdesk.parsers.quotes import (
@@ -269,6 +267,8 @@ def written_date(value: str) -> datetime | None:
     text = RUSSIAN_MONTH.sub(lambda m: MONTHS[m[1].lower()[:3]], value)
     text = DATE_NOISE.sub(" ", text)
     text = GMT_OFFSET.sub(lambda m: f"{m[1]}{int(m[2]):02d}:{m[3] or '00'}", text)
+    from dateutil import parser as dateparser  # only a forward's date needs it, not every start
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dateparser.UnknownTimezoneWarning)  # "EEST": local
         try:

@@ -19,6 +19,7 @@ NOT_FOR_ONE_MESSAGE = (
     "mako",
     "dotenv",  # no env_file in the config
     "holidays",  # no holiday calendar in the config
+    "dateutil",  # no forward's date to read
     "inscriptis",  # no HTML-only mail
     "charset_normalizer",  # no undeclared 8-bit text
     "flufl.bounce",  # not a bounce
