@@ -11,8 +11,7 @@ from pathlib import Path
 
 from postdesk.daemon.app import App
 from postdesk.store.schema import HEAD, head_revision, is_current
-from tests.e2e.test_daemon import postdesk
-from tests.helpers import mail
+from tests.helpers import mail, postdesk
 
 NOT_FOR_ONE_MESSAGE = (
     "alembic",  # the schema is current: its stored revision is compared with HEAD
