@@ -22,6 +22,7 @@ from postdesk.rules.schema import Defaults
 from postdesk.store.blobs import BlobStore
 from postdesk.store.db import Database
 from postdesk.store.models import Ticket
+from postdesk.store.raw import RawStore
 
 log = logging.getLogger("postdesk.app")
 
@@ -90,7 +91,7 @@ class App:
     config_path: str | None
     settings: Settings
     db: Database
-    raw: BlobStore
+    raw: RawStore
     blobs: BlobStore
     secret: bytes
     playbook: Playbook
@@ -101,11 +102,12 @@ class App:
         file = config_file(config_path)
         settings = load(file)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.database_url)
         return cls(
             config_path=str(file) if file else None,
             settings=settings,
-            db=Database(settings.database_url),
-            raw=BlobStore(settings.data_dir / "raw", ".eml"),
+            db=db,
+            raw=RawStore(settings.data_dir / "raw", db),
             blobs=BlobStore(settings.data_dir / "attachments"),
             secret=load_secret(settings.secret_path),
             playbook=load_playbook(settings),

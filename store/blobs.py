@@ -14,6 +14,15 @@ from postdesk.config.errors import TemporaryFailure
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+def fsync_folder(folder: Path) -> None:
+    """Make a file's new name in ``folder`` durable, as its content was."""
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 class BlobStore:
     """Files named by the sha256 of their content, so a second write of the same bytes keeps
     the first file and costs no fsync."""
@@ -62,11 +71,7 @@ class BlobStore:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            fsync_folder(target.parent)
         except OSError as exc:
             raise TemporaryFailure(
                 f"cannot store blob in {self.root}: {exc.strerror or exc}"

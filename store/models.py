@@ -57,7 +57,8 @@ class Counter(Base):
 
 
 class Inbound(Base):
-    """Every raw message received, whatever became of it; the bytes live in data_dir/raw."""
+    """Every raw message received, whatever became of it; the bytes live in data_dir/raw
+    (store/raw.py)."""
 
     __tablename__ = "inbound"
     __table_args__ = (Index("ix_inbound_source", "source", "status"),)
@@ -78,6 +79,18 @@ class Inbound(Base):
     status: Mapped[str] = mapped_column(String(20), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+
+
+class RawPart(Base):
+    """Where the raw bytes of a message received in a group are: its segment in
+    data_dir/raw/segments and the record's place in it. A message stored alone has its own
+    file and no row."""
+
+    __tablename__ = "raw_parts"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    segment: Mapped[str] = mapped_column(String(80))
+    start: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int]
 
 
 class Ticket(Base):

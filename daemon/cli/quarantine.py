@@ -41,7 +41,7 @@ def cmd_quarantine_show(args: argparse.Namespace) -> int:
             return EX_DATAERR
         data = row_view(row)
     raw = app.raw.get(data["sha256"])
-    data["raw_path"] = str(app.raw.path(data["sha256"]))
+    data["raw_path"] = app.raw.location(data["sha256"])
     emit(
         args,
         data,

@@ -1,20 +1,23 @@
-"""One raw message through the whole flow, in one transaction: store, parse, thread, rules, reply.
+"""Raw messages through the whole flow: store, parse, thread, rules, reply.
 
-The raw bytes reach disk (fsync) and the database before the caller answers 250 or exits
-0; a second delivery of the same bytes, or of the same Message-ID from the same sender with
-the same content, is recognised and changes nothing.
+A group of messages (one alone, a batch of files, the listener's concurrent sessions, an
+IMAP chunk) shares one durable raw write and one transaction, each message in its own
+SAVEPOINT: one that fails rolls back alone and gets its own outcome, the others commit
+together, and only then is any caller answered (250, exit 0, IMAP move). A second delivery
+of the same bytes, or of the same Message-ID from the same sender with the same content,
+is recognised and changes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from postdesk.config.errors import BadData, TemporaryFailure
@@ -38,11 +41,26 @@ from postdesk.daemon.pipeline.tickets import follow
 from postdesk.parsers import parse
 from postdesk.parsers.model import InboundMessage, Kind
 from postdesk.store import inbound as received_rows
+from postdesk.store import raw as raw_store
 from postdesk.store.db import first_line, run
 from postdesk.store.models import Inbound, Ticket
 from postdesk.store.tickets import add_event, find_thread
 
 log = logging.getLogger("postdesk.ingest")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message as its sender handed it in."""
+
+    raw: bytes
+    source: str
+    envelope_to: tuple[str, ...] = ()
+
+
+Outcome = IngestResult | Exception
+"""A message's result, or why it was not taken (TemporaryFailure, or the error of a bug):
+nothing of it committed, and its sender keeps it."""
 
 
 def ingest(
@@ -52,76 +70,127 @@ def ingest(
     now: datetime | None = None,
     envelope_to: tuple[str, ...] = (),
 ) -> IngestResult:
-    """Store and process one message; TemporaryFailure means nothing was committed.
+    """Store and process one message; TemporaryFailure means nothing was committed."""
+    (outcome,) = ingest_group(app, [Delivery(raw, source, envelope_to)], now)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
-    The raw file is written first (a second write of the same bytes is free), and whether the
-    bytes were seen before is asked inside the one transaction that records them, so a
-    message costs one transaction. A constraint the database enforces other than the one on
-    the raw bytes is a bug or a race, never a duplicate: it is a temporary failure, so the
-    sender keeps the mail (the raw file stays and is recovered at the next start).
+
+def ingest_group(
+    app: App, deliveries: Sequence[Delivery], now: datetime | None = None
+) -> list[Outcome]:
+    """Store and process several messages in one transaction; an outcome per delivery, in
+    order, once the group committed. TemporaryFailure raised means nothing committed.
+
+    The raw bytes are written first and parsed outside the transaction, so the database's
+    write lock is held only for the rows. Whether the bytes were seen before is asked
+    inside the transaction that records them. A constraint the database enforces other
+    than the one on the raw bytes is a bug or a race, never a duplicate: that message is a
+    temporary failure, so its sender keeps the mail (its raw bytes stay and are recovered
+    at the next start).
     """
     now = now or clock.now()
-    sha256 = hashlib.sha256(raw).hexdigest()
-    app.raw.put(raw)
+    segment = app.raw.put_group([d.raw for d in deliveries])
+    parsed = [_parse(app, d) for d in deliveries]
+    with app.db.transaction() as session:
+        raw_store.record(session, segment)
+        outcomes = [_one(app, session, d, p, now) for d, p in zip(deliveries, parsed, strict=True)]
+    for delivery, message, outcome in zip(deliveries, parsed, outcomes, strict=True):
+        if isinstance(outcome, IngestResult):
+            _ingested(delivery, message, outcome)
+    return outcomes
+
+
+Parsed = InboundMessage | str | TemporaryFailure
+"""The parsed message, the reason it goes to the quarantine, or why it cannot be taken now."""
+
+
+def _parse(app: App, delivery: Delivery) -> Parsed:
     try:
-        msg = parse(raw, app.parse_context(envelope_to=envelope_to))
+        return parse(delivery.raw, app.parse_context(envelope_to=delivery.envelope_to))
     except BadData as exc:
-        return _quarantine(app, sha256, raw, source, str(exc), now)
-    except TemporaryFailure:
+        return str(exc)
+    except TemporaryFailure as exc:
+        return exc
+    except Exception as exc:
+        log.exception("parser failed", extra={"sha256": _sha256(delivery)})
+        return f"parser error: {exc!r}"
+
+
+def _sha256(delivery: Delivery) -> str:
+    return hashlib.sha256(delivery.raw).hexdigest()
+
+
+def _one(app: App, session: Session, delivery: Delivery, parsed: Parsed, now: datetime) -> Outcome:
+    """One message in its own savepoint. A failed connection fails the whole group; any
+    other error rolls back this message alone."""
+    if isinstance(parsed, TemporaryFailure):
+        return parsed
+    try:
+        with session.begin_nested():
+            if isinstance(parsed, str):
+                return _quarantine(session, delivery, parsed, now)
+            return _process(app, session, parsed, delivery.source, now)
+    except IntegrityError as exc:
+        log.exception(
+            "constraint violated; message left with its sender",
+            extra={"sha256": _sha256(delivery)},
+        )
+        failure = TemporaryFailure(f"database constraint violated: {first_line(exc)}")
+        failure.__cause__ = exc
+        return failure
+    except OperationalError:
         raise
     except Exception as exc:
-        log.exception("parser failed", extra={"sha256": sha256})
-        return _quarantine(app, sha256, raw, source, f"parser error: {exc!r}", now)
-    with _constraints_are_temporary(sha256), app.db.transaction() as session:
-        result = _process(app, session, msg, source, now)
-    INGESTED.inc(source, result.outcome)
+        log.exception("message failed; left with its sender", extra={"sha256": _sha256(delivery)})
+        return exc
+
+
+def _ingested(delivery: Delivery, parsed: Parsed, result: IngestResult) -> None:
+    """Counted and logged once committed; mail that could not be parsed only when it went
+    to the quarantine."""
+    if not isinstance(parsed, InboundMessage):
+        if result.outcome == QUARANTINED:
+            log.warning(
+                "message quarantined", extra={"sha256": _sha256(delivery), "reason": result.reason}
+            )
+        return
+    INGESTED.inc(delivery.source, result.outcome)
     log.info(
         "message ingested",
         extra={
-            "source": source,
+            "source": delivery.source,
             "outcome": result.outcome,
             "ticket": result.ticket_number,
             "reason": result.reason,
-            "message_id": msg.message_id,
+            "message_id": parsed.message_id,
         },
     )
-    return result
 
 
 CONCURRENT = IngestResult(DUPLICATE, reason="received concurrently by another process")
-
-
-@contextmanager
-def _constraints_are_temporary(sha256: str) -> Iterator[None]:
-    try:
-        yield
-    except IntegrityError as exc:
-        log.exception("constraint violated; message left with its sender", extra={"sha256": sha256})
-        raise TemporaryFailure(f"database constraint violated: {first_line(exc)}") from exc
 
 
 def _known(session: Session, sha256: str) -> bool:
     return session.scalar(select(Inbound.id).where(Inbound.sha256 == sha256)) is not None
 
 
-def _quarantine(
-    app: App, sha256: str, raw: bytes, source: str, reason: str, now: datetime
-) -> IngestResult:
-    with _constraints_are_temporary(sha256), app.db.transaction() as session:
-        if _known(session, sha256):
-            return SAME_BYTES
-        row_id = received_rows.receive(
-            session,
-            sha256=sha256,
-            source=source,
-            size=len(raw),
-            received_at=now,
-            status=QUARANTINED,
-            reason=reason,
-        )
-        if row_id is None:
-            return CONCURRENT
-    log.warning("message quarantined", extra={"sha256": sha256, "reason": reason})
+def _quarantine(session: Session, delivery: Delivery, reason: str, now: datetime) -> IngestResult:
+    sha256 = _sha256(delivery)
+    if _known(session, sha256):
+        return SAME_BYTES
+    row_id = received_rows.receive(
+        session,
+        sha256=sha256,
+        source=delivery.source,
+        size=len(delivery.raw),
+        received_at=now,
+        status=QUARANTINED,
+        reason=reason,
+    )
+    if row_id is None:
+        return CONCURRENT
     return IngestResult(QUARANTINED, reason=reason)
 
 
