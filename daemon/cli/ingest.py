@@ -15,13 +15,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from postdesk.config.errors import PostdeskError
 from postdesk.daemon.cli.common import open_app
+from postdesk.daemon.cli.progress import Progress
 from postdesk.daemon.errors import EX_OK, EX_TEMPFAIL
 from postdesk.daemon.handoff import outcome_line
-from postdesk.daemon.pipeline.ingest import ingest
+from postdesk.daemon.pipeline.ingest import Delivery, ingest_group
 from postdesk.daemon.runners.sender import deliver_due
 from postdesk.store.schema import ensure_current
 
@@ -39,19 +41,71 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EX_TEMPFAIL
 
 
+CHUNK_FILES = 100
+CHUNK_BYTES = 20 * 1024 * 1024
+"""A chunk of files shares one raw segment and one commit; its size bounds the memory held."""
+
+FAILED = "failed"
+
+
 def _ingest(args: argparse.Namespace) -> int:
-    """Pipe delivery has no daemon to wake, so it sends what it queued itself, once, at the end."""
+    """Files go in chunks, each file's line printed once its chunk committed; the first
+    chunk with a failure ends the run with 75 after the lines of what it did commit. Pipe
+    delivery has no daemon to wake, so it sends what it queued itself, once, at the end."""
     app = open_app(args, schema=False)
     ensure_current(app.db)
+    names = args.files or ["-"]
+    progress = None
+    if len(names) > 1 and sys.stdout.isatty():
+        progress = Progress(len(names), sys.stderr)
+        # the count says what each message's info line would; warnings still show
+        logging.getLogger("postdesk.ingest").setLevel(logging.WARNING)
     queued = 0
-    for name in args.files or ["-"]:
-        raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
-        result = ingest(app, raw, "pipe", envelope_to=tuple(args.recipient))
-        queued += result.queued_mail
-        print(outcome_line(name, result.outcome, result.ticket_number, result.reason))
-    if queued:
+    failure: Exception | None = None
+    for chunk in _chunks(names):
+        deliveries = [Delivery(raw, "pipe", tuple(args.recipient)) for _, raw in chunk]
+        for (name, _), outcome in zip(chunk, ingest_group(app, deliveries), strict=True):
+            if isinstance(outcome, Exception):
+                failure = failure or outcome
+                _report(progress, FAILED, "")
+                continue
+            queued += outcome.queued_mail
+            line = outcome_line(name, outcome.outcome, outcome.ticket_number, outcome.reason)
+            _report(progress, outcome.outcome, line)
+        if failure is not None:
+            break
+    if queued and failure is None:
         try:
             deliver_due(app)
         except PostdeskError as exc:
             log.warning("queued mail left for the daemon", extra={"error": str(exc)})
+    if progress is not None:
+        progress.summary()
+    if failure is not None:
+        raise failure
     return EX_OK
+
+
+def _chunks(names: list[str]) -> Iterator[list[tuple[str, bytes]]]:
+    chunk: list[tuple[str, bytes]] = []
+    size = 0
+    for name in names:
+        raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        chunk.append((name, raw))
+        size += len(raw)
+        if len(chunk) >= CHUNK_FILES or size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _report(progress: Progress | None, outcome: str, line: str) -> None:
+    """A file's JSON line on stdout, or on a terminal its count in the progress line. A
+    failure has no line: the first one ends the run on stderr, every one is in the log."""
+    if progress is None:
+        if line:
+            print(line)
+    else:
+        progress.done(outcome)
+        progress.show()
