@@ -31,8 +31,8 @@ from postdesk.config.schema import Mailbox, OAuth2
 from postdesk.daemon import clock
 from postdesk.daemon.app import App
 from postdesk.daemon.outgoing.compose import queue_alert
-from postdesk.daemon.pipeline.ingest import ingest
-from postdesk.daemon.pipeline.result import DUPLICATE, QUARANTINED
+from postdesk.daemon.pipeline.ingest import Delivery, Outcome, ingest_group
+from postdesk.daemon.pipeline.result import DUPLICATE, QUARANTINED, IngestResult
 from postdesk.store import mailboxes
 
 log = logging.getLogger("postdesk.imap")
@@ -300,29 +300,47 @@ class Poller:
     def _import(
         self, client: IMAPClient, uidvalidity: int, uids: list[int], sizes: dict[int, int]
     ) -> None:
-        """Ingest in UID order; then file what was done, then move the cursor past it."""
+        """Ingest the group in one commit; then file what was done, then move the cursor past
+        it. A message that failed for now is left, and so is everything after it in the
+        folder's UID order until the next try (the cursor stops before it; what was filed
+        meanwhile is recognised then as a duplicate)."""
         limit = self.app.settings.limits.max_message_bytes
         wanted = [uid for uid in uids if uid in sizes and sizes[uid] <= limit]
-        bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
+        fetched = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
+        bodies = {uid: fetched.get(uid, {}).get(b"BODY[]") for uid in uids}
+        taken = [uid for uid in uids if sizes.get(uid) is not None and bodies[uid] is not None]
+        outcomes = dict(
+            zip(
+                taken,
+                ingest_group(
+                    self.app, [Delivery(bodies[uid] or b"", self.source) for uid in taken]
+                ),
+                strict=True,
+            )
+        )
+        if any(isinstance(o, IngestResult) and o.queued_mail for o in outcomes.values()):
+            self.on_queued()
         filed: dict[str, list[int]] = {PROCESSED: [], QUARANTINE: [], LEFT: []}
+        failure: TemporaryFailure | None = None
         done = 0
-        try:
-            for uid in uids:
-                filed[self._one(uid, sizes.get(uid), bodies.get(uid, {}).get(b"BODY[]"))].append(
-                    uid
-                )
+        for uid in uids:
+            outcome = outcomes.get(uid)
+            if isinstance(outcome, TemporaryFailure):
+                failure = failure or outcome
+            where = self._where(uid, sizes.get(uid), bodies[uid], outcome)
+            filed[where].append(uid)
+            if failure is None:
                 done = uid
-        except TemporaryFailure:
-            self._file(client, filed)
+        self._file(client, filed)
+        if failure is not None:
             if done:
                 self._advance(uidvalidity, done)
-            raise
-        self._file(client, filed)
+            raise failure
         self._advance(uidvalidity, uids[-1])
         self._set(handled=self.handled + len(uids))
 
-    def _one(self, uid: int, size: int | None, raw: bytes | None) -> str:
-        """Where one message goes; TemporaryFailure leaves it for the next try."""
+    def _where(self, uid: int, size: int | None, raw: bytes | None, outcome: Outcome | None) -> str:
+        """Where one message goes; a temporary failure leaves it for the next try."""
         name, limit = self.mailbox.name, self.app.settings.limits.max_message_bytes
         if size is None:
             return LEFT  # expunged by someone else since the search
@@ -335,14 +353,13 @@ class Poller:
                 f"limit of {limit}. It was left in the mailbox; handle it by hand.",
             )
             return LEFT
-        try:
-            result = ingest(self.app, raw, self.source)
-        except TemporaryFailure:
-            raise
-        except Exception:
-            log.exception(
+        assert outcome is not None, "every message fetched whole was ingested"
+        if isinstance(outcome, TemporaryFailure):
+            return LEFT
+        if isinstance(outcome, Exception):
+            log.error(
                 "imap message could not be ingested; left in the mailbox",
-                extra={"mailbox": name, "uid": uid},
+                extra={"mailbox": name, "uid": uid, "error": _describe(outcome)},
             )
             self._alert(
                 f"mailbox {name}: message could not be ingested",
@@ -350,14 +367,12 @@ class Poller:
                 "It was left in the mailbox.",
             )
             return LEFT
-        if result.queued_mail:
-            self.on_queued()
-        if result.outcome == QUARANTINED or (
-            result.outcome == DUPLICATE and self._was_quarantined(raw)
+        if outcome.outcome == QUARANTINED or (
+            outcome.outcome == DUPLICATE and self._was_quarantined(raw)
         ):
             log.warning(
                 "imap message quarantined",
-                extra={"mailbox": name, "uid": uid, "reason": result.reason},
+                extra={"mailbox": name, "uid": uid, "reason": outcome.reason},
             )
             return QUARANTINE
         return PROCESSED

@@ -1,8 +1,10 @@
 """The SMTP and LMTP listeners: recipients checked at RCPT, the message ingested before 250.
 
-Only our support addresses are accepted (no open relay). Ingest runs in a worker thread so
-the event loop keeps serving other connections; a database or disk failure answers 451
-and the sending MTA keeps the mail and retries. Connections are bounded in all and per
+Only our support addresses are accepted (no open relay). Every session's DATA goes to one
+committer, which ingests whatever is waiting as one group in a worker thread, so the event
+loop keeps serving other connections and concurrent sessions share one raw segment and
+one durable commit before their 250s; a database or disk failure answers 451 and the
+sending MTA keeps the mail and retries. Connections are bounded in all and per
 client address (a client beyond either limit gets 421 and is disconnected), and one that
 sends no command for `listen.idle_timeout` is closed: idle connections cannot use up the
 daemon's file descriptors. `postdesk ingest -` hands piped mail to an LMTP server on a
@@ -28,19 +30,68 @@ from postdesk.daemon import handoff
 from postdesk.daemon.app import App
 from postdesk.daemon.counters import CONNECTIONS_REFUSED
 from postdesk.daemon.errors import smtp_reply
-from postdesk.daemon.pipeline.ingest import ingest
+from postdesk.daemon.pipeline.ingest import Delivery, Outcome, ingest_group
 from postdesk.daemon.pipeline.result import IngestResult
 
 log = logging.getLogger("postdesk.listener")
 
 
+class Committer:
+    """The one writer of both listeners. A message waits only while a group is being
+    committed: the next group is whatever arrived meanwhile (up to GROUP_BYTES), so a
+    lone message goes at once and a busy listener pays one fsync per group."""
+
+    GROUP_BYTES = 20 * 1024 * 1024
+
+    def __init__(self, app: App, on_queued: Callable[[], None]) -> None:
+        self.app = app
+        self.on_queued = on_queued
+        self.waiting: list[tuple[Delivery, asyncio.Future[Outcome]]] = []
+        self.draining: asyncio.Task[None] | None = None
+
+    async def ingest(self, delivery: Delivery) -> Outcome:
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self.waiting.append((delivery, future))
+        if self.draining is None:
+            self.draining = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.waiting:
+                group = self._next_group()
+                try:
+                    outcomes = await asyncio.to_thread(
+                        ingest_group, self.app, [delivery for delivery, _ in group]
+                    )
+                except Exception as exc:
+                    outcomes = [exc] * len(group)
+                if any(isinstance(o, IngestResult) and o.queued_mail for o in outcomes):
+                    self.on_queued()
+                for (_, future), outcome in zip(group, outcomes, strict=True):
+                    if not future.done():  # a session that went away meanwhile
+                        future.set_result(outcome)
+        finally:
+            self.draining = None
+
+    def _next_group(self) -> list[tuple[Delivery, asyncio.Future[Outcome]]]:
+        size, count = 0, 0
+        for delivery, _ in self.waiting:
+            if count and size + len(delivery.raw) > self.GROUP_BYTES:
+                break
+            size += len(delivery.raw)
+            count += 1
+        group, self.waiting = self.waiting[:count], self.waiting[count:]
+        return group
+
+
 class IngestHandler:
-    def __init__(self, app: App, protocol: str, on_queued: Callable[[], None]) -> None:
+    def __init__(self, app: App, protocol: str, committer: Committer) -> None:
         self.app = app
         self.protocol = protocol
         self.source = protocol
         """Recorded with each message (rules match on it)."""
-        self.on_queued = on_queued
+        self.committer = committer
 
     def size_limit(self) -> int | None:
         return self.app.settings.limits.max_message_bytes
@@ -59,17 +110,12 @@ class IngestHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
-        try:
-            result = await asyncio.to_thread(
-                ingest, self.app, raw, self.source, envelope_to=tuple(envelope.rcpt_tos)
-            )
-        except Exception as exc:
-            log.error("message not accepted", extra={"error": str(exc), "peer": session.peer})
-            reply = smtp_reply(exc)
+        outcome = await self.committer.ingest(Delivery(raw, self.source, tuple(envelope.rcpt_tos)))
+        if isinstance(outcome, Exception):
+            log.error("message not accepted", extra={"error": str(outcome), "peer": session.peer})
+            reply = smtp_reply(outcome)
         else:
-            if result.queued_mail:
-                self.on_queued()
-            reply = self.accepted(result)
+            reply = self.accepted(outcome)
         if self.protocol == "lmtp":
             return "\r\n".join([reply] * len(envelope.rcpt_tos))
         return reply
@@ -79,8 +125,8 @@ class PipeHandler(IngestHandler):
     """The local socket's messages come from `postdesk ingest -`: recorded as piped, their
     bytes as the MTA piped them, and the 250 says what `ingest` prints."""
 
-    def __init__(self, app: App, on_queued: Callable[[], None]) -> None:
-        super().__init__(app, "lmtp", on_queued)
+    def __init__(self, app: App, committer: Committer) -> None:
+        super().__init__(app, "lmtp", committer)
         self.source = "pipe"
 
     def size_limit(self) -> None:
@@ -182,17 +228,17 @@ async def start(
     protocol: str,
     host: str,
     port: int,
-    on_queued: Callable[[], None],
+    committer: Committer,
     connections: Connections,
 ) -> asyncio.Server:
-    factory = sessions(IngestHandler(app, protocol, on_queued), connections)
+    factory = sessions(IngestHandler(app, protocol, committer), connections)
     server = await asyncio.get_running_loop().create_server(factory, host, port)
     log.info("listening", extra={"protocol": protocol, "address": f"{host}:{port}"})
     return server
 
 
 async def start_pipe(
-    app: App, path: Path, on_queued: Callable[[], None], connections: Connections
+    app: App, path: Path, committer: Committer, connections: Connections
 ) -> asyncio.Server:
     """LMTP on a Unix socket of mode 0660: set before it listens, so no other user can
     connect in between. A socket left by a daemon that died is replaced."""
@@ -202,7 +248,7 @@ async def start_pipe(
     try:
         sock.bind(str(path))
         os.chmod(path, stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP)
-        factory = sessions(PipeHandler(app, on_queued), connections)
+        factory = sessions(PipeHandler(app, committer), connections)
         server = await asyncio.get_running_loop().create_unix_server(factory, sock=sock)
     except OSError:
         sock.close()

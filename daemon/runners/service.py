@@ -44,6 +44,8 @@ class Service:
         self.notifier = sdnotify.SystemdNotifier()
         self.connections = listener.Connections(app)
         """Open connections of every listener, kept across a rebind."""
+        self.committer = listener.Committer(app, self.wake_sender)
+        """The one writer that commits the listeners' messages together."""
         self.servers: dict[str, tuple[str, asyncio.Server]] = {}
         """Each listening protocol's bound address and server."""
         self._reloading = asyncio.Lock()
@@ -131,11 +133,11 @@ class Service:
     async def _listen(self, protocol: str, address: str) -> asyncio.Server:
         if protocol == "socket":
             return await listener.start_pipe(
-                self.app, Path(address), self.wake_sender, self.connections
+                self.app, Path(address), self.committer, self.connections
             )
         host, port = parse_host_port(address)
         return await listener.start(
-            self.app, protocol, host, port, self.wake_sender, self.connections
+            self.app, protocol, host, port, self.committer, self.connections
         )
 
     def _close(self, protocol: str) -> None:
