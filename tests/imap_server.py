@@ -92,11 +92,16 @@ class Dovecot:
         raise AssertionError(f"dovecot did not listen on {self.port}")
 
     def stop(self) -> None:
-        """Like a server restart: the master and every session process it left behind go."""
+        """Like a server restart: the master and every session process go, the sessions at
+        once (the master may take seconds to end them, while a fast client keeps fetching)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
+            self._kill_leftovers()
             self.process.wait(timeout=15)
         self.process = None
+        self._kill_leftovers()
+
+    def _kill_leftovers(self) -> None:
         for pid in self._leftovers():
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
