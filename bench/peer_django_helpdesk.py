@@ -1,25 +1,25 @@
 """Mail ingest throughput of postdesk against django-helpdesk, on the same corpus and machine.
 
-    python bench/peer_django_helpdesk.py [--messages 1000] [--rounds 3]
-                                         [--django-sqlite-defaults]
+    python bench/peer_django_helpdesk.py [--messages 1000] [--rounds 3] [--database URL]
                                          [--venv DIR | --fresh-venv]
 
 Generates --messages + 1 messages with bench/workload.py and, in each of --rounds rounds,
-runs postdesk then django-helpdesk over them and prints each one's messages/s and peak
-RSS and the round's ratio; then the median ratio. On a machine whose speed drifts from
-minute to minute the two sides of one round run close together, and the median of a few
-rounds is steadier than one ratio. postdesk: `run_once` from ingest_throughput.py,
-one `postdesk ingest` process over the files on fresh SQLite: parse, thread, rules, an
-acknowledgement queued per new ticket and delivered to a Maildir at the end, every raw
-message fsynced.
+runs postdesk, django-helpdesk on SQLite in WAL and django-helpdesk on its stock SQLite
+settings over them (the two peers in alternating order from round to round), and prints
+each one's messages/s and peak RSS and the round's two ratios; then the median of each
+ratio. On a machine whose speed drifts from minute to minute the sides of one round run
+close together, and the median of a few rounds is steadier than one ratio. postdesk:
+`run_once` from ingest_throughput.py, one `postdesk ingest` process over the files on fresh
+SQLite (or --database): parse, thread, rules, an acknowledgement queued per new ticket and
+delivered to a Maildir at the end, every raw message durable before its chunk's commit.
 
 django-helpdesk is never a project dependency: it is pip-installed from PyPI into its own
 virtualenv, made with this interpreter's `-m venv`, by default in
 ~/.cache/postdesk-bench/django-helpdesk-venv and reused while it imports (delete it to
 upgrade; --fresh-venv builds a throwaway one in the temporary folder). A small Django
-project is written into the temporary folder: SQLite there, with postdesk's journal_mode=WAL
-and synchronous=NORMAL unless --django-sqlite-defaults (Django's: a rollback journal and an
-fsync per commit, and django-helpdesk commits every save); the apps its install docs list
+project is written into the temporary folder: SQLite there, once with postdesk's
+journal_mode=WAL and synchronous=NORMAL, once as Django leaves it (a rollback journal and
+an fsync per commit, and django-helpdesk commits every save); the apps its install docs list
 (bootstrap4form aside, which 2.x neither uses nor installs); Django's file e-mail backend;
 HELPDESK_ALWAYS_SAVE_INCOMING_EMAIL_MESSAGE, so that it keeps every raw message as postdesk
 does. A setup process migrates, loads the stock e-mail templates (which turns on its mail
@@ -56,7 +56,8 @@ from workload import write
 
 CACHED_VENV = Path.home() / ".cache" / "postdesk-bench" / "django-helpdesk-venv"
 
-POSTDESK_PRAGMAS = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"
+PEER_SQLITE = {"WAL": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", "stock": ""}
+"""The peer's two SQLite set-ups: as postdesk's (WAL), and as Django leaves it."""
 
 SETTINGS = """\
 from pathlib import Path
@@ -264,14 +265,16 @@ def replies(paths: list[Path]) -> int:
     return sum(1 for path in paths if parser.parsebytes(path.read_bytes())["In-Reply-To"])
 
 
-def report_round(number: int, count: int, postdesk: tuple[float, float], peer: dict) -> float:
-    """One round's figures; returns its ratio (both sides' whole processes)."""
+def report_round(
+    number: int, setup: str, count: int, postdesk: tuple[float, float], peer: dict
+) -> float:
+    """One side of a round; returns its ratio (both sides' whole processes)."""
     rate, peak = postdesk
     wall_rate, inner_rate = count / peer["wall"], count / peer["seconds"]
     print(
         f"round {number}: postdesk {rate:.0f} messages/s (peak RSS {peak:.0f} MB), "
-        f"django-helpdesk {wall_rate:.0f} (peak RSS {peer['peak']:.0f} MB; process_email "
-        f"alone {inner_rate:.0f}): ratio {rate / wall_rate:.2f}"
+        f"django-helpdesk {setup} {wall_rate:.0f} (peak RSS {peer['peak']:.0f} MB; "
+        f"process_email alone {inner_rate:.0f}): ratio {rate / wall_rate:.2f}"
     )
     return rate / wall_rate
 
@@ -292,41 +295,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--django-sqlite-defaults",
-        action="store_true",
-        help="no WAL, synchronous=FULL for django-helpdesk",
-    )
+    parser.add_argument("--database", help="SQLAlchemy URL of a PostgreSQL server for postdesk")
     venv = parser.add_mutually_exclusive_group()
     venv.add_argument("--venv", type=Path, default=CACHED_VENV, help="reused if it works")
     venv.add_argument("--fresh-venv", action="store_true", help="a throwaway one instead")
     args = parser.parse_args()
+    ratios: dict[str, list[float]] = {setup: [] for setup in PEER_SQLITE}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         python = peer_python(root / "venv" if args.fresh_venv else args.venv)
         paths = write(root / "corpus", args.messages + 1)
         answers = replies(paths[1:])
-        pragmas = "" if args.django_sqlite_defaults else POSTDESK_PRAGMAS
-        sqlite = "as Django leaves it" if args.django_sqlite_defaults else "set up as postdesk's"
         print(f"corpus: {args.messages} messages ({answers} replies) after 1 untimed")
-        ratios = []
         for number in range(1, args.rounds + 1):
-            postdesk = run_once(paths, None)
-            folder = root / f"helpdesk-{number}"
-            folder.mkdir()
-            peer = run_peer(python, paths, folder, pragmas)
-            if number == 1:
-                versions = peer["versions"]
-                print(
-                    f"django-helpdesk {versions['django-helpdesk']} (Django {versions['Django']}),"
-                    f" SQLite {sqlite}; postdesk on SQLite"
-                )
-            ratios.append(report_round(number, args.messages, postdesk, peer))
-            report_import(args.messages, answers, peer)
-    print(
-        f"ratio postdesk/django-helpdesk: median {statistics.median(ratios):.2f} of "
-        f"{args.rounds} rounds (min {min(ratios):.2f}, max {max(ratios):.2f})"
-    )
+            postdesk = run_once(paths, args.database)
+            setups = list(PEER_SQLITE) if number % 2 else list(reversed(PEER_SQLITE))
+            for setup in setups:
+                folder = root / f"helpdesk-{number}-{setup}"
+                folder.mkdir()
+                peer = run_peer(python, paths, folder, PEER_SQLITE[setup])
+                if number == 1 and setup == setups[0]:
+                    versions = peer["versions"]
+                    kind = "PostgreSQL" if args.database else "SQLite"
+                    print(
+                        f"django-helpdesk {versions['django-helpdesk']} (Django "
+                        f"{versions['Django']}) on SQLite; postdesk on {kind}"
+                    )
+                ratios[setup].append(report_round(number, setup, args.messages, postdesk, peer))
+                report_import(args.messages, answers, peer)
+    for setup, found in ratios.items():
+        print(
+            f"ratio postdesk/django-helpdesk ({setup} SQLite): median "
+            f"{statistics.median(found):.2f} of {args.rounds} rounds "
+            f"(min {min(found):.2f}, max {max(found):.2f})"
+        )
 
 
 if __name__ == "__main__":
