@@ -1,5 +1,6 @@
-"""`postdesk ingest FILE...`: files committed in chunks, a line per file once its chunk is on
-disk, progress on a terminal, and a `kill -9` mid-run that loses nothing it answered."""
+"""Group commit from outside: `postdesk ingest FILE...` in chunks (a line per file once its
+chunk is on disk, progress on a terminal) and the listener's concurrent sessions; a
+`kill -9` of either in the middle loses nothing it answered."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import json
 import os
 import pty
 import re
+import smtplib
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
+from contextlib import suppress
+from email.message import EmailMessage
 from pathlib import Path
 
+from tests.conftest import Daemon
 from tests.e2e.test_daemon import postdesk
-from tests.helpers import mail
+from tests.helpers import free_port, mail
 
 
 def write_mail(folder: Path, count: int) -> list[Path]:
@@ -109,3 +115,51 @@ def test_kill_minus_nine_mid_run_loses_nothing_answered_and_answers_nothing_unst
     assert database.execute("SELECT count(*) FROM tickets").fetchone() == (len(paths),)
     acks = "SELECT count(*), count(DISTINCT ticket_id) FROM outbox WHERE kind = 'autoreply'"
     assert database.execute(acks).fetchone() == (len(paths), len(paths))
+
+
+def test_kill_minus_nine_of_the_daemon_with_concurrent_sessions_loses_nothing_answered(
+    write_config: Callable[..., Path], start_daemon: Callable[[Path], Daemon], tmp_path: Path
+) -> None:
+    """Eight clients at once, so the listener commits their messages in groups; killed while
+    groups are in flight, every message that got its 250 is stored, and the senders' retries
+    after the restart make each message one ticket."""
+    port = free_port()
+    config = write_config(listen={"smtp": f"127.0.0.1:{port}"})
+    clients = 8
+    queued = [
+        [mail(sender=f"c{k}-{i}@example.org", subject=f"Question {k}-{i}") for i in range(40)]
+        for k in range(clients)
+    ]
+    answered: list[str] = []
+    enough = threading.Event()
+
+    def send(messages: list[EmailMessage]) -> None:
+        with suppress(OSError, smtplib.SMTPException), smtplib.SMTP("127.0.0.1", port) as client:
+            for message in messages:
+                client.send_message(message)
+                answered.append(str(message["Message-ID"]).strip("<>"))
+                if len(answered) >= 60:
+                    enough.set()
+
+    daemon = start_daemon(config)
+    daemon.drain()
+    threads = [threading.Thread(target=send, args=(share,)) for share in queued]
+    for thread in threads:
+        thread.start()
+    assert enough.wait(60)
+    daemon.process.kill()
+    daemon.process.wait(timeout=30)
+    for thread in threads:
+        thread.join(timeout=60)
+    done = set(answered)
+    assert len(done) < clients * 40, "every message was sent before the kill"
+    database = sqlite3.connect(tmp_path / "data" / "postdesk.db")
+    stored = {row[0] for row in database.execute("SELECT message_id FROM inbound")}
+    assert done <= stored
+
+    start_daemon(config).drain()
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        for message in (m for share in queued for m in share):
+            if str(message["Message-ID"]).strip("<>") not in done:  # what each sender holds
+                client.send_message(message)
+    assert database.execute("SELECT count(*) FROM tickets").fetchone() == (clients * 40,)
