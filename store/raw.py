@@ -123,22 +123,23 @@ class RawStore:
         path = self.files.path(sha256)
         if path.exists():
             return path.read_bytes()
-        with self.db.transaction() as session:
-            row = session.get(RawPart, sha256)
-            where = None if row is None else (row.segment, row.start, row.size)
-        if where is None:
+        part = self._committed(sha256)
+        if part is None:
             raise FileNotFoundError(f"no raw message {sha256}")
-        segment, start, size = where
-        return Part(sha256, self.segments / segment, start, size).read()
+        return part.read()
 
     def location(self, sha256: str) -> str:
         """Where an admin finds the bytes: a file, or a segment and the record's offset."""
         path = self.files.path(sha256)
-        if path.exists():
-            return str(path)
+        part = None if path.exists() else self._committed(sha256)
+        return str(path) if part is None else f"{part.path}@{part.start}"
+
+    def _committed(self, sha256: str) -> Part | None:
         with self.db.transaction() as session:
             row = session.get(RawPart, sha256)
-            return str(path) if row is None else f"{self.segments / row.segment}@{row.start}"
+            if row is None:
+                return None
+            return Part(sha256, self.segments / row.segment, row.start, row.size)
 
     def parts(self) -> Iterator[Part]:
         """Every stored message, in files and segments, read from the disk alone: what the
