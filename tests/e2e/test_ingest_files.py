@@ -156,6 +156,8 @@ def test_kill_minus_nine_of_the_daemon_with_concurrent_sessions_loses_nothing_an
     database = sqlite3.connect(tmp_path / "data" / "postdesk.db")
     stored = {row[0] for row in database.execute("SELECT message_id FROM inbound")}
     assert done <= stored
+    segments = list((tmp_path / "data" / "raw" / "segments").glob("*.seg"))
+    assert segments, "no two sessions' messages were committed together"
 
     start_daemon(config).drain()
     with smtplib.SMTP("127.0.0.1", port) as client:
