@@ -1,15 +1,18 @@
-"""What the recovery at `postdesk run` start costs when nothing is lost: every raw file in
-data_dir/raw/ is listed and looked up, in batches, among the inbound rows.
+"""What the recovery at `postdesk run` start costs when nothing is lost: every raw message
+in data_dir/raw/ (files, and the records of segments) is listed and looked up, in batches,
+among the inbound rows.
 
-    python bench/recover_scan.py [--messages 20000]
+    python bench/recover_scan.py [--messages 20000] [--group 1]
 
-Raw files and their rows are written directly (as ingest would leave them, without the rest
-of ingest), then `recover()` is timed over them; it must find nothing to do.
+Raw messages and their rows are written directly (as ingest would leave them, without the
+rest of ingest): a file each, or with --group above 1 one segment per that many messages.
+Then `recover()` is timed over them; it must find nothing to do.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -25,13 +28,20 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--group", type=int, default=1)
     args = parser.parse_args()
     logging.disable(logging.INFO)
     with scratch_app(support_addresses=["support@example.com"]) as app:
-        rows = []
-        for n in range(args.messages):
-            raw = f"From: c{n}@example.org\r\nSubject: {n}\r\n\r\nbody {n}\r\n".encode()
-            rows.append({"sha256": app.raw.put(raw), "source": "bench", "size": len(raw)})
+        raws = [
+            f"From: c{n}@example.org\r\nSubject: {n}\r\n\r\nbody {n}\r\n".encode()
+            for n in range(args.messages)
+        ]
+        for start in range(0, len(raws), args.group):
+            app.raw.put_group(raws[start : start + args.group])
+        rows = [
+            {"sha256": hashlib.sha256(raw).hexdigest(), "source": "bench", "size": len(raw)}
+            for raw in raws
+        ]
         with app.db.transaction() as session:
             session.execute(
                 Inbound.__table__.insert(),
@@ -42,7 +52,8 @@ def main() -> None:
         elapsed = time.perf_counter() - started
     assert found == [], found
     per = elapsed / args.messages * 1e6
-    print(f"{args.messages} raw files, all known: scanned in {elapsed:.2f} s ({per:.0f} µs each)")
+    stored = "raw files" if args.group == 1 else f"raw messages in segments of {args.group}"
+    print(f"{args.messages} {stored}, all known: scanned in {elapsed:.2f} s ({per:.0f} µs each)")
 
 
 if __name__ == "__main__":
