@@ -4,7 +4,9 @@ Every message is written and fsynced to ``data_dir/raw/`` (its own file, or its 
 segment) before its transaction begins; a crash or power cut between the two leaves bytes
 that no inbound row names, and so does a message of a group that failed alone. Nothing was
 answered for it (the answer comes after the commit), so the sender may still retry; that
-copy then finds the recovered message and is a duplicate.
+copy then finds the recovered message and is a duplicate. A message recovered from a
+segment is ingested alone, so it gets its own file and reads back without the segment's
+rows, which its group never committed.
 """
 
 from __future__ import annotations
