@@ -126,4 +126,5 @@ def test_a_segment_whose_transaction_never_committed_is_recovered(app: Any) -> N
     assert set(recovered) == {sha(r) for r in raws}
     assert all(r is not None and r.outcome == "ticket_created" for r in recovered.values())
     assert sorted(tickets(app).values()) == ["Lost 0", "Lost 1", "Lost 2"]
+    assert [app.raw.get(sha(r)) for r in raws] == raws
     assert list(recover(app)) == []
