@@ -1,5 +1,9 @@
 """What a person watching `postdesk ingest` of many files on a terminal sees: one line
-rewritten in place (count, rate, time left), then a one-line summary."""
+rewritten in place (count, rate, time left), then a one-line summary.
+
+The line is drawn with the cursor left at its start, so a log line (a warning) written
+meanwhile covers it and the next drawing goes below.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ class Progress:
         rate = self._rate(count)
         left = (self.total - count) / rate if rate else 0.0
         self.stream.write(
-            f"\r\x1b[K{count}/{self.total} messages, {rate:.0f}/s, {_duration(left)} left"
+            f"\x1b[K{count}/{self.total} messages, {rate:.0f}/s, {_duration(left)} left\r"
         )
         self.stream.flush()
 
@@ -36,7 +40,7 @@ class Progress:
         elapsed = self.clock() - self.started
         counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.outcomes.items()))
         self.stream.write(
-            f"\r\x1b[K{count} messages in {_duration(elapsed)} ({self._rate(count):.0f}/s): "
+            f"\x1b[K{count} messages in {_duration(elapsed)} ({self._rate(count):.0f}/s): "
             f"{counts or 'none'}\n"
         )
         self.stream.flush()

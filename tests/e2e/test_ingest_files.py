@@ -78,8 +78,9 @@ def test_on_a_terminal_progress_is_one_line_and_a_summary_ends_it(
     assert process.wait(timeout=60) == 0
     text = shown.decode()
     assert '"file"' not in text  # the terminal gets the count, not a line per file
-    assert re.search(r"\r\x1b\[K4/4 messages, \d+/s, 0 s left", text), text
-    summary = text.rsplit("\r\x1b[K", 1)[-1]
+    assert "message ingested" not in text
+    assert re.search(r"\x1b\[K4/4 messages, \d+/s, 0 s left\r", text), text
+    summary = text.rsplit("\x1b[K", 1)[-1]
     assert re.fullmatch(
         r"4 messages in \d+ s \(\d+/s\): 1 duplicate, 3 ticket_created\r?\n", summary
     ), summary
