@@ -20,8 +20,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from tests.conftest import Daemon
-from tests.e2e.test_daemon import postdesk
-from tests.helpers import free_port, mail
+from tests.helpers import free_port, mail, postdesk
 
 
 def write_mail(folder: Path, count: int) -> list[Path]:
