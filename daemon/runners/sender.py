@@ -79,8 +79,10 @@ def deliver_due(app: App, now: datetime | None = None, holder: str | None = None
                 return run.stats
             for i, mail in enumerate(rows):
                 if not run.deliver(mail):
-                    run.release(rows[i:])
+                    run.release([taken for taken, _ in run.taken] + rows[i:])
                     return run.stats
+            if not run.settle():
+                return run.stats
     finally:
         run.transport.close()
 
@@ -96,6 +98,8 @@ class _Run:
         self.transport = make_transport(app.settings)
         self.stats = DeliveryStats()
         self.delivered = False
+        self.taken: list[tuple[Queued, str]] = []
+        """Taken by the transport, not yet settled and marked sent."""
 
     def _envelope_sender(self, mail: Queued) -> str:
         own = self.app.own_addresses
@@ -121,12 +125,30 @@ class _Run:
                 "`postdesk outbox show` has the details.",
             )
             return True
-        # Its own commit, right after the relay's answer: a crash now repeats at most this one.
+        self.taken.append((mail, refused))
+        return True
+
+    def settle(self) -> bool:
+        """The rows the transport took are made durable there, then marked sent in one
+        commit: a crash before it repeats only these, and a Maildir finds their files and
+        writes none twice. False on a relay fault: they are released to go again."""
+        taken, self.taken = self.taken, []
+        if not taken:
+            return True
+        try:
+            self.transport.settle()
+        except RelayFault as exc:
+            self._pause(exc)
+            self.release([mail for mail, _ in taken])
+            return False
         with self.app.db.connect() as conn:
-            outbox.mark_sent(conn, mail.row_id, clock.now(), refused)
-        self.stats.sent += 1
-        fields = {"outbox": mail.row_id, "to": ",".join(mail.recipients)}
-        log.info("mail delivered", extra=fields if not refused else {**fields, "refused": refused})
+            for mail, refused in taken:
+                outbox.mark_sent(conn, mail.row_id, clock.now(), refused)
+        for mail, refused in taken:
+            self.stats.sent += 1
+            fields = {"outbox": mail.row_id, "to": ",".join(mail.recipients)}
+            extra = {**fields, "refused": refused} if refused else fields
+            log.info("mail delivered", extra=extra)
         if not self.delivered:
             self.delivered = True
             self._recovered()

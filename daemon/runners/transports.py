@@ -62,6 +62,10 @@ class Transport(Protocol):
         """Deliver; returns what the relay refused of a partly accepted mail ("" if none)."""
         ...
 
+    def settle(self) -> None:
+        """Make what `send` took since the last call durable, before those rows count as sent."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -73,21 +77,22 @@ def maildir_name(mail: Queued) -> str:
 
 class MaildirTransport:
     """For a single machine and for tests: each mail becomes a file in ``new/``, named after
-    its outbox row, so a crash between the write and the mark creates no second file."""
+    its outbox row, so a crash between the write and the mark creates no second file. The
+    folder's fsync, which makes the files of a run durable, is one for all of them
+    (`settle`), before their rows are marked sent."""
 
     name = "maildir"
     claim = 50
 
     def __init__(self, path: Path) -> None:
         self.root = path
+        self._written: set[str] | None = None
 
     def send(self, sender: str, mail: Queued) -> str:
         name = maildir_name(mail)
         temporary = self.root / "tmp" / name
         try:
-            for sub in ("tmp", "new", "cur"):
-                (self.root / sub).mkdir(parents=True, exist_ok=True)
-            if (self.root / "new" / name).exists() or any((self.root / "cur").glob(f"{name}:*")):
+            if name in self._present():
                 log.info("maildir file already written", extra={"outbox": mail.row_id})
                 return ""
             with open(temporary, "wb") as fh:
@@ -95,19 +100,34 @@ class MaildirTransport:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(temporary, self.root / "new" / name)
-            directory = os.open(self.root / "new", os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 temporary.unlink()
             raise RelayFault(f"maildir {self.root}: {exc}") from exc
         return ""
 
+    def _present(self) -> set[str]:
+        """Names of the files already delivered (a reader's ``cur/`` adds flags after a
+        colon), listed once a run, not once a mail."""
+        if self._written is None:
+            for sub in ("tmp", "new", "cur"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            self._written = {entry.name for entry in os.scandir(self.root / "new")}
+            self._written |= {e.name.split(":")[0] for e in os.scandir(self.root / "cur")}
+        return self._written
+
+    def settle(self) -> None:
+        try:
+            directory = os.open(self.root / "new", os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError as exc:
+            raise RelayFault(f"maildir {self.root}: {exc}") from exc
+
     def close(self) -> None:
-        return None
+        self._written = None
 
 
 class SmtpTransport:
@@ -177,6 +197,9 @@ class SmtpTransport:
             self.close()  # mid-command: the session's state is unknown
             raise
         return _answers(refused) if refused else ""
+
+    def settle(self) -> None:
+        """The relay's 250 was its promise: nothing more to wait for."""
 
     def close(self) -> None:
         if self._conn is not None:
