@@ -6,6 +6,9 @@ import logging
 import sys
 from typing import Any
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""What `--log-level` takes, in any case."""
+
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 

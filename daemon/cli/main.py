@@ -29,7 +29,13 @@ def instant(text: str) -> datetime:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, help="config.yaml to use")
-    common.add_argument("--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING")
+    common.add_argument(
+        "--log-level",
+        default=argparse.SUPPRESS,
+        type=str.upper,
+        choices=logs.LEVELS,
+        help="DEBUG, INFO, WARNING, ERROR, CRITICAL (any case)",
+    )
     parser = argparse.ArgumentParser(prog="postdesk", parents=[common], description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -42,7 +42,6 @@ ANSWER_SECONDS = 600.0
 message the daemon did store is then recognised as a duplicate."""
 SIMPLE_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
 """Recipients that RCPT TO carries unchanged; any other is left to the in-process path."""
-LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 OPTIONS = {"--config": "config", "--log-level": "log_level", "--recipient": "recipient"}
 
 
@@ -78,7 +77,7 @@ def pipe_arguments(argv: Sequence[str]) -> Pipe | None:
             return None
     level = (found["log_level"] or ["INFO"])[-1].upper()
     recipients = tuple(found["recipient"])
-    if not seen_ingest or level not in LEVELS or not recipients:
+    if not seen_ingest or level not in logs.LEVELS or not recipients:
         return None
     if not all(SIMPLE_ADDRESS.fullmatch(r) for r in recipients):
         return None

@@ -324,6 +324,11 @@ def test_check_config_finds_broken_cross_references_and_secrets(
 
 def test_usage_errors_exit_64(write_config: Callable[..., Path]) -> None:
     assert postdesk(write_config(), "no-such-command").returncode == 64
+    loud = postdesk(write_config(), "--log-level", "loud", "status")
+    assert loud.returncode == 64
+    assert b"argument --log-level: invalid choice: 'LOUD'" in loud.stderr
+    assert b"Traceback" not in loud.stderr
+    assert postdesk(write_config(), "--log-level", "warning", "check-config").returncode == 0
 
 
 def test_init_writes_a_config_that_checks(tmp_path: Path) -> None:
