@@ -59,7 +59,8 @@ def _problems(settings: Settings) -> Iterator[tuple[list[int | str], str]]:
         relay = settings.outgoing.smtp
         yield from _secret(["outgoing", "smtp"], relay, needed=relay.username is not None)
     socket = settings.pipe_socket
-    if socket is not None and len(os.fsencode(socket)) > UNIX_PATH_MAX:
+    chosen = "socket" in settings.listen.model_fields_set  # the default one is optional
+    if chosen and socket is not None and len(os.fsencode(socket)) > UNIX_PATH_MAX:
         yield (
             ["listen", "socket"],
             (

@@ -126,9 +126,21 @@ class Service:
                 try:
                     self.servers[protocol] = (address, await self._listen(protocol, address))
                 except OSError as exc:
-                    raise ConfigError(
-                        f"listen.{protocol}: cannot listen on {address}: {exc}"
-                    ) from exc
+                    if not self._optional(protocol):
+                        raise ConfigError(
+                            f"listen.{protocol}: cannot listen on {address}: {exc}"
+                        ) from exc
+                    log.warning(
+                        "no pipe socket: `postdesk ingest -` ingests in process; set "
+                        "listen.socket to a shorter path (or null) to choose",
+                        extra={"address": address, "error": str(exc)},
+                    )
+
+    def _optional(self, protocol: str) -> bool:
+        """The pipe's socket only speeds piped mail up, so the default one (a data folder
+        too deep for a socket path, say) that cannot be bound must not keep the daemon down;
+        one the admin set must."""
+        return protocol == "socket" and "socket" not in self.app.settings.listen.model_fields_set
 
     async def _listen(self, protocol: str, address: str) -> asyncio.Server:
         if protocol == "socket":

@@ -245,3 +245,20 @@ def test_a_reload_moves_the_socket_and_null_closes_it(
     assert not new.exists()
     code, out, err = pipe(config, mail(subject="Second").as_bytes())
     assert code == 0 and "message ingested" in err, err
+
+
+def test_a_data_folder_too_deep_for_the_default_socket_keeps_the_daemon_up(
+    write_config: Callable[..., Path], start_daemon: Callable[[Path], Daemon], tmp_path: Path
+) -> None:
+    """An installation upgraded with a long data folder path still starts; its pipe ingests
+    in process until listen.socket names a shorter path."""
+    deep = tmp_path / ("d" * 120) / "data"
+    config = write_config(data_dir=str(deep))
+    daemon = start_daemon(config)
+    assert any("no pipe socket" in line for line in daemon.log), daemon.log
+    assert daemon.process.poll() is None
+    code, out, err = pipe(config, mail().as_bytes())
+    assert (code, out) == (0, CREATED), err
+    assert "message ingested" in err
+    chosen = write_config(data_dir=str(deep), listen={"smtp": None, "socket": "pipe.sock"})
+    assert postdesk(chosen, "check-config").returncode != 0
