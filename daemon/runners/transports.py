@@ -86,13 +86,13 @@ class MaildirTransport:
 
     def __init__(self, path: Path) -> None:
         self.root = path
-        self._written: set[str] | None = None
+        self._read_names: set[str] | None = None
 
     def send(self, sender: str, mail: Queued) -> str:
         name = maildir_name(mail)
         temporary = self.root / "tmp" / name
         try:
-            if name in self._present():
+            if name in self._read() or (self.root / "new" / name).exists():
                 log.info("maildir file already written", extra={"outbox": mail.row_id})
                 return ""
             with open(temporary, "wb") as fh:
@@ -106,15 +106,14 @@ class MaildirTransport:
             raise RelayFault(f"maildir {self.root}: {exc}") from exc
         return ""
 
-    def _present(self) -> set[str]:
-        """Names of the files already delivered (a reader's ``cur/`` adds flags after a
-        colon), listed once a run, not once a mail."""
-        if self._written is None:
+    def _read(self) -> set[str]:
+        """Names of the files a reader has moved to ``cur/`` (flags after a colon), listed
+        once a run, not once a mail; ``new/``, which nobody may ever read, is asked by name."""
+        if self._read_names is None:
             for sub in ("tmp", "new", "cur"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
-            self._written = {entry.name for entry in os.scandir(self.root / "new")}
-            self._written |= {e.name.split(":")[0] for e in os.scandir(self.root / "cur")}
-        return self._written
+            self._read_names = {e.name.split(":")[0] for e in os.scandir(self.root / "cur")}
+        return self._read_names
 
     def settle(self) -> None:
         try:
@@ -127,7 +126,7 @@ class MaildirTransport:
             raise RelayFault(f"maildir {self.root}: {exc}") from exc
 
     def close(self) -> None:
-        self._written = None
+        self._read_names = None
 
 
 class SmtpTransport:

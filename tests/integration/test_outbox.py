@@ -168,6 +168,25 @@ def test_maildir_delivery_repeated_after_a_crash_writes_one_file(
     assert statuses(app) == {"sent": 1}
 
 
+def test_maildir_delivery_repeated_after_a_reader_moved_the_file_writes_none(
+    open_app: Callable[..., App], tmp_path: Path
+) -> None:
+    """A mail reader moves a delivered file to ``cur/`` with its flags; a repeated try after
+    a crash finds it there too."""
+    app: Any = open_app()
+    assert ingest(app, mail().as_bytes(), "smtp", NOW).outcome == "ticket_created"
+    assert deliver_due(app, NOW, holder="mail1").sent == 1
+    (delivered,) = (tmp_path / "sent" / "new").iterdir()
+    delivered.rename(tmp_path / "sent" / "cur" / f"{delivered.name}:2,S")
+    with app.db.transaction() as session:
+        row = session.scalars(select(Outbox)).one()
+        row.status, row.claimed_by, row.next_attempt_at = "queued", "mail1", NOW
+    assert deliver_due(app, NOW + timedelta(minutes=5)).sent == 1
+    assert list((tmp_path / "sent" / "new").iterdir()) == []
+    assert [f.name for f in (tmp_path / "sent" / "cur").iterdir()] == [f"{delivered.name}:2,S"]
+    assert statuses(app) == {"sent": 1}
+
+
 class Picky(Sink):
     """A relay that answers RCPT per address from a table (250 for the rest)."""
 
