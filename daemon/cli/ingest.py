@@ -19,11 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from postdesk.config.errors import PostdeskError
+from postdesk.daemon.app import App
 from postdesk.daemon.cli.common import open_app
 from postdesk.daemon.cli.progress import Progress
 from postdesk.daemon.errors import EX_OK, EX_TEMPFAIL
 from postdesk.daemon.handoff import outcome_line
 from postdesk.daemon.pipeline.ingest import Delivery, ingest_group
+from postdesk.daemon.pipeline.parse_ahead import ParseAhead
 from postdesk.daemon.runners.sender import deliver_due
 from postdesk.store.schema import ensure_current
 
@@ -47,6 +49,9 @@ CHUNK_BYTES = 20 * 1024 * 1024
 
 FAILED = "failed"
 
+AHEAD_FROM = 20
+"""Files from which a parse worker pays: its start costs about what a few messages take."""
+
 
 def _ingest(args: argparse.Namespace) -> int:
     """Files go in chunks, each file's line printed once its chunk committed; the first
@@ -55,6 +60,17 @@ def _ingest(args: argparse.Namespace) -> int:
     app = open_app(args, schema=False)
     ensure_current(app.db)
     names = args.files or ["-"]
+    ahead = ParseAhead() if len(names) >= AHEAD_FROM else None
+    try:
+        return _ingest_files(app, args, names, ahead)
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+def _ingest_files(
+    app: App, args: argparse.Namespace, names: list[str], ahead: ParseAhead | None
+) -> int:
     progress = None
     if len(names) > 1 and sys.stdout.isatty():
         progress = Progress(len(names), sys.stderr)
@@ -64,7 +80,9 @@ def _ingest(args: argparse.Namespace) -> int:
     failure: Exception | None = None
     for chunk in _chunks(names):
         deliveries = [Delivery(raw, "pipe", tuple(args.recipient)) for _, raw in chunk]
-        for (name, _), outcome in zip(chunk, ingest_group(app, deliveries), strict=True):
+        for (name, _), outcome in zip(
+            chunk, ingest_group(app, deliveries, ahead=ahead), strict=True
+        ):
             if isinstance(outcome, Exception):
                 failure = failure or outcome
                 _report(progress, FAILED, "")

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain, islice
 
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -26,6 +27,7 @@ from postdesk.daemon.app import App
 from postdesk.daemon.counters import INGESTED
 from postdesk.daemon.pipeline import agents, on_behalf
 from postdesk.daemon.pipeline.bounces import record_bounce
+from postdesk.daemon.pipeline.parse_ahead import ParseAhead
 from postdesk.daemon.pipeline.result import (
     APPENDED,
     DUPLICATE,
@@ -39,7 +41,7 @@ from postdesk.daemon.pipeline.result import (
 from postdesk.daemon.pipeline.surveys import survey_answer
 from postdesk.daemon.pipeline.tickets import follow
 from postdesk.parsers import parse
-from postdesk.parsers.model import InboundMessage, Kind
+from postdesk.parsers.model import InboundMessage, Kind, ParseContext
 from postdesk.store import inbound as received_rows
 from postdesk.store import raw as raw_store
 from postdesk.store.db import first_line, run
@@ -78,24 +80,38 @@ def ingest(
 
 
 def ingest_group(
-    app: App, deliveries: Sequence[Delivery], now: datetime | None = None
+    app: App,
+    deliveries: Sequence[Delivery],
+    now: datetime | None = None,
+    ahead: ParseAhead | None = None,
 ) -> list[Outcome]:
     """Store and process several messages in one transaction; an outcome per delivery, in
     order, once the group committed. TemporaryFailure raised means nothing committed.
 
-    The raw bytes are written first and parsed outside the transaction, so the database's
-    write lock is held only for the rows. Whether the bytes were seen before is asked
-    inside the transaction that records them. A constraint the database enforces other
-    than the one on the raw bytes is a bug or a race, never a duplicate: that message is a
-    temporary failure, so its sender keeps the mail (its raw bytes stay and are recovered
-    at the next start).
+    The raw bytes are written first and the first message parsed outside the transaction,
+    so the database's write lock is held only for the rows; with ``ahead`` the others are
+    parsed by its worker while this process writes the ones before, else here before the
+    transaction. Whether the bytes were seen before is asked inside the transaction that
+    records them. A constraint the database enforces other than the one on the raw bytes
+    is a bug or a race, never a duplicate: that message is a temporary failure, so its
+    sender keeps the mail (its raw bytes stay and are recovered at the next start).
     """
     now = now or clock.now()
+    items = [(d.raw, app.parse_context(envelope_to=d.envelope_to)) for d in deliveries]
+    results = (
+        ahead.parse_group(_parse, items)
+        if ahead is not None
+        else iter([_parse(raw, ctx) for raw, ctx in items])
+    )
+    first = list(islice(results, 1))
     segment = app.raw.put_group([d.raw for d in deliveries])
-    parsed = [_parse(app, d) for d in deliveries]
+    parsed: list[Parsed] = []
+    outcomes: list[Outcome] = []
     with app.db.transaction() as session:
         raw_store.record(session, segment)
-        outcomes = [_one(app, session, d, p, now) for d, p in zip(deliveries, parsed, strict=True)]
+        for delivery, message in zip(deliveries, chain(first, results), strict=True):
+            parsed.append(message)
+            outcomes.append(_one(app, session, delivery, message, now))
     for delivery, message, outcome in zip(deliveries, parsed, outcomes, strict=True):
         if isinstance(outcome, IngestResult):
             _ingested(delivery, message, outcome)
@@ -106,15 +122,16 @@ Parsed = InboundMessage | str | TemporaryFailure
 """The parsed message, the reason it goes to the quarantine, or why it cannot be taken now."""
 
 
-def _parse(app: App, delivery: Delivery) -> Parsed:
+def _parse(raw: bytes, ctx: ParseContext) -> Parsed:
+    """Never raises: it may run in the parse worker, whose exception would be lost."""
     try:
-        return parse(delivery.raw, app.parse_context(envelope_to=delivery.envelope_to))
+        return parse(raw, ctx)
     except BadData as exc:
         return str(exc)
     except TemporaryFailure as exc:
         return exc
     except Exception as exc:
-        log.exception("parser failed", extra={"sha256": _sha256(delivery)})
+        log.exception("parser failed", extra={"sha256": hashlib.sha256(raw).hexdigest()})
         return f"parser error: {exc!r}"
 
 

@@ -32,6 +32,7 @@ from postdesk.daemon import clock
 from postdesk.daemon.app import App
 from postdesk.daemon.outgoing.compose import queue_alert
 from postdesk.daemon.pipeline.ingest import Delivery, Outcome, ingest_group
+from postdesk.daemon.pipeline.parse_ahead import ParseAhead
 from postdesk.daemon.pipeline.result import DUPLICATE, QUARANTINED, IngestResult
 from postdesk.store import mailboxes
 
@@ -103,6 +104,8 @@ class Poller:
         self.source = f"imap:{mailbox.name}"
         self.what = f"mailboxes.{mailbox.name}"
         self._network_wait = wait_random_exponential(multiplier=0.5, max=timing.max_backoff)
+        self.ahead = ParseAhead()
+        """Parses a fetched group while its first messages are written."""
         # What tests and logs watch; `changed` is notified on every update.
         self.changed = threading.Condition()
         self.connections = 0
@@ -126,6 +129,7 @@ class Poller:
         while not self.stop.is_set():
             with suppress(Exception):  # only reached when stopping; each failure was logged
                 retrying(self._session)
+        self.ahead.close()
         with suppress(TemporaryFailure), self.app.db.transaction() as session:
             mailboxes.release_lease(session, self.mailbox.name, self.holder)
         log.info("imap poller stopped", extra={"mailbox": self.mailbox.name})
@@ -313,7 +317,9 @@ class Poller:
             zip(
                 taken,
                 ingest_group(
-                    self.app, [Delivery(bodies[uid] or b"", self.source) for uid in taken]
+                    self.app,
+                    [Delivery(bodies[uid] or b"", self.source) for uid in taken],
+                    ahead=self.ahead,
                 ),
                 strict=True,
             )

@@ -31,6 +31,7 @@ from postdesk.daemon.app import App
 from postdesk.daemon.counters import CONNECTIONS_REFUSED
 from postdesk.daemon.errors import smtp_reply
 from postdesk.daemon.pipeline.ingest import Delivery, Outcome, ingest_group
+from postdesk.daemon.pipeline.parse_ahead import ParseAhead
 from postdesk.daemon.pipeline.result import IngestResult
 
 log = logging.getLogger("postdesk.listener")
@@ -48,6 +49,17 @@ class Committer:
         self.on_queued = on_queued
         self.waiting: list[tuple[Delivery, asyncio.Future[Outcome]]] = []
         self.draining: asyncio.Task[None] | None = None
+        self.ahead = ParseAhead()
+        """Parses a group while its first messages are written; one group at a time."""
+
+    def start(self) -> None:
+        self.ahead.start()
+
+    async def close(self) -> None:
+        """Once the group being committed is done, so that its parse worker stays to the end."""
+        if self.draining is not None:
+            await asyncio.gather(self.draining, return_exceptions=True)
+        await asyncio.to_thread(self.ahead.close)
 
     async def ingest(self, delivery: Delivery) -> Outcome:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -62,7 +74,11 @@ class Committer:
                 group = self._next_group()
                 try:
                     outcomes = await asyncio.to_thread(
-                        ingest_group, self.app, [delivery for delivery, _ in group]
+                        ingest_group,
+                        self.app,
+                        [delivery for delivery, _ in group],
+                        None,
+                        self.ahead,
                     )
                 except Exception as exc:
                     outcomes = [exc] * len(group)

@@ -68,6 +68,7 @@ class Service:
             resumed = outbox.resume_claims(session, self.app.settings.instance, clock.now())
         if resumed:
             log.info("outbox claims of this instance resumed", extra={"rows": resumed})
+        await asyncio.to_thread(self.committer.start)
         await self._start_listeners()
         listen = self.app.settings.metrics.listen
         exporter = prometheus.start(self.app, listen) if listen else None
@@ -107,6 +108,7 @@ class Service:
             await asyncio.to_thread(exporter.shutdown)
             exporter.server_close()
         await asyncio.to_thread(gateway.stop)
+        await self.committer.close()
         self.mail_waiting.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.app.db.dispose()
