@@ -49,6 +49,8 @@ class ParseAhead:
 
     def __init__(self) -> None:
         self._worker: tuple[BaseProcess, Connection] | None = None
+        self._cannot_start = False
+        """A worker failed to start: the rest is parsed here, with one warning said."""
 
     def start(self) -> None:
         """Start the worker now, so that the first group does not wait for it."""
@@ -86,30 +88,44 @@ class ParseAhead:
                 process.kill()
                 process.join()
 
-    def _connect(self) -> Connection:
-        if self._worker is None or not self._worker[0].is_alive():
-            self._lost()
-            # fork is instant and safe while no other thread runs (`postdesk ingest`);
-            # once threads run (the daemon), a fork could copy a lock some thread holds
-            method = "fork" if threading.active_count() == 1 else "forkserver"
+    def _connect(self) -> Connection | None:
+        """The worker's end, started if need be; None if no worker can be started (the
+        messages are parsed here)."""
+        if self._worker is not None and self._worker[0].is_alive():
+            return self._worker[1]
+        self._lost()
+        if self._cannot_start:
+            return None
+        # fork is instant and safe while no other thread runs (`postdesk ingest`); once
+        # threads run (the daemon), a fork could copy a lock some thread holds
+        method = "fork" if threading.active_count() == 1 else "forkserver"
+        try:
             context: Any = multiprocessing.get_context(method)
             if method == "forkserver":
                 context.set_forkserver_preload(["postdesk.parsers"])
+            ours: Connection
+            theirs: Connection
             ours, theirs = context.Pipe()
             level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
             process = context.Process(
                 target=_serve, args=(theirs, ours, level), name="postdesk-parse", daemon=True
             )
             process.start()
-            theirs.close()
-            self._worker = (process, ours)
-        return self._worker[1]
+        except Exception as exc:
+            log.warning("no parse worker; parsing here", extra={"error": repr(exc)})
+            self._cannot_start = True
+            return None
+        theirs.close()
+        self._worker = (process, ours)
+        return ours
 
     def _send(self, parse: Parse[T], batch: list[Item]) -> Connection | None:
+        conn = self._connect()
+        if conn is None:
+            return None
         try:
-            conn = self._connect()
             conn.send((parse, batch))
-        except (OSError, ValueError) as exc:
+        except Exception as exc:
             self._lost(exc)
             return None
         return conn

@@ -142,3 +142,22 @@ def test_a_group_parsed_ahead_commits_as_one_parsed_here(app: Any, ahead: ParseA
     numbers = [o.ticket_number for o in outcomes if isinstance(o, IngestResult)]
     assert numbers == [1, 2, 3, 4, 5, None, 6, 7, 8, 9, 10, 11, 12]
     assert len(worker_pids()) == 1
+
+
+def test_no_worker_to_start_means_parsing_here_with_one_warning(
+    ctx: ParseContext,
+    ahead: ParseAhead,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def no_processes(method: str) -> Any:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(parse_ahead.multiprocessing, "get_context", no_processes)
+    items = [(raw, ctx) for raw in corpus(8)]
+    with caplog.at_level(logging.WARNING, logger="postdesk.ingest"):
+        ahead.start()
+        results = [r for _ in range(3) for r in ahead.parse_group(parsed_by, items)]
+    assert [same(r) for _, r in results] == [same(_parse(raw, ctx)) for raw, _ in items] * 3
+    assert {pid for pid, _ in results} == {os.getpid()}
+    assert [r.getMessage() for r in caplog.records] == ["no parse worker; parsing here"]
