@@ -25,6 +25,7 @@ from imap_latency import mailbox
 from scratch import scratch_app
 from workload import messages
 
+from postdesk.daemon.pipeline.parse_ahead import ParseAhead
 from postdesk.daemon.runners.imap import Poller
 from tests.imap_server import Dovecot
 
@@ -47,7 +48,11 @@ def main() -> None:
             mailboxes=[mailbox(server.port)],
         ) as app:
             stop = threading.Event()
-            poller = Poller(app, app.settings.mailboxes[0], lambda: None, stop, "bench")
+            ahead = ParseAhead()  # as the daemon's: forked before the poller's thread starts
+            ahead.start()
+            poller = Poller(
+                app, app.settings.mailboxes[0], lambda: None, stop, "bench", ahead=ahead
+            )
             started = time.perf_counter()
             thread = threading.Thread(target=poller.run)
             thread.start()
@@ -55,6 +60,7 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             stop.set()
             thread.join()
+            ahead.close()
         assert done, f"only {poller.handled} of {args.messages} messages handled"
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(

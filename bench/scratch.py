@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from email.parser import BytesParser
 from pathlib import Path
@@ -127,9 +127,38 @@ class Daemon:
 
     def peak_mb(self) -> float:
         """The daemon's peak RSS so far, as the kernel counts it (VmHWM)."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        (line,) = [x for x in status.splitlines() if x.startswith("VmHWM:")]
-        return int(line.split()[1]) / 1024
+        return _peak_mb(self.process.pid)
+
+    def helpers_mb(self) -> float:
+        """What the processes the daemon started (its parse worker) hold now besides the
+        daemon's own figure: their proportional share (Pss), as pages a fork shares with
+        the daemon count in both peaks."""
+        return sum(_pss_mb(pid) for pid in _descendants(self.process.pid))
+
+
+def _peak_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    (line,) = [x for x in status.splitlines() if x.startswith("VmHWM:")]
+    return int(line.split()[1]) / 1024
+
+
+def _pss_mb(pid: int) -> float:
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    (line,) = [x for x in rollup.splitlines() if x.startswith("Pss:")]
+    return int(line.split()[1]) / 1024
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
 
 
 @contextmanager

@@ -7,9 +7,9 @@ Starts the real daemon (outgoing mail into a Maildir), sends the benchmark mix o
 bench/workload.py from --clients concurrent connections, and prints messages/s from the
 first connection to the last 250 (every 250 means the message was stored, parsed and
 committed, with the other sessions' messages waiting then, in one group), the median and
-99th percentile of one SMTP transaction until its 250, and the daemon's peak RSS. Default
-database: a fresh SQLite file; --database names a PostgreSQL server, on which a new
-database is created and dropped.
+99th percentile of one SMTP transaction until its 250, the daemon's peak RSS and what its
+parse worker holds besides (its Pss). Default database: a fresh SQLite file; --database
+names a PostgreSQL server, on which a new database is created and dropped.
 """
 
 from __future__ import annotations
@@ -52,11 +52,12 @@ def main() -> None:
             for seconds in done.result()
         ]
         elapsed = time.perf_counter() - started
-        peak = daemon.peak_mb()
+        peak, helpers = daemon.peak_mb(), daemon.helpers_mb()
     kind = "PostgreSQL" if args.database else "SQLite"
     print(
         f"{args.messages} messages from {args.clients} clients in {elapsed:.1f} s: "
-        f"{args.messages / elapsed:.0f} messages/s, daemon peak RSS {peak:.0f} MB ({kind})"
+        f"{args.messages / elapsed:.0f} messages/s, daemon peak RSS {peak:.0f} MB "
+        f"(its parse worker {helpers:.0f} MB more) ({kind})"
     )
     print(f"SMTP transaction until the 250: {median_p99(waited)}")
 

@@ -9,8 +9,9 @@ for the interpreter lock while this one works, and the worker would wait for it.
 
 Anything that goes wrong with the worker (it died, it hangs) costs only time: what it did
 not answer is parsed here, as without a worker, and the next group starts another. Large
-messages are parsed here too, so that their bytes are not copied to another process. Each
-user (`ingest`, the listeners' committer, each IMAP poller) has its own, from one thread.
+messages are parsed here too, so that their bytes are not copied to another process. The
+daemon's one worker serves its listeners and IMAP pollers: a group that finds it busy with
+another's is parsed here, as before there was a worker.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -45,12 +47,16 @@ Item = tuple[bytes, ParseContext]
 
 
 class ParseAhead:
-    """One worker process, started when first needed and kept until `close`."""
+    """One worker process, started when first needed and kept until `close`; usable from
+    several threads."""
 
     def __init__(self) -> None:
         self._worker: tuple[BaseProcess, Connection] | None = None
-        self._cannot_start = False
-        """A worker failed to start: the rest is parsed here, with one warning said."""
+        self._cannot_start = len(os.sched_getaffinity(0)) < 2
+        """One CPU has no room for a worker; or one failed to start: the rest is parsed
+        here, with one warning said."""
+        self._busy = threading.Lock()
+        """Held by the group the worker is parsing for, until it has taken every result."""
 
     def start(self) -> None:
         """Start the worker now, so that the first group does not wait for it."""
@@ -60,7 +66,10 @@ class ParseAhead:
         """``parse(raw, ctx)`` of each item, in order; the first and the large ones here,
         the rest by the worker while the caller works on what it was given."""
         sent = [i for i, (raw, _) in enumerate(items) if i and len(raw) <= INLINE_BYTES]
-        conn = self._send(parse, [items[i] for i in sent]) if sent else None
+        if not sent or not self._busy.acquire(blocking=False):
+            yield from (parse(raw, ctx) for raw, ctx in items)
+            return
+        conn = self._send(parse, [items[i] for i in sent])
         answered = 0
         try:
             for i, (raw, ctx) in enumerate(items):
@@ -75,6 +84,7 @@ class ParseAhead:
         finally:
             if conn is not None and answered < len(sent):
                 self._drain(conn, len(sent) - answered)
+            self._busy.release()
 
     def close(self) -> None:
         worker, self._worker = self._worker, None
@@ -96,8 +106,9 @@ class ParseAhead:
         self._lost()
         if self._cannot_start:
             return None
-        # fork is instant and safe while no other thread runs (`postdesk ingest`); once
-        # threads run (the daemon), a fork could copy a lock some thread holds
+        # fork is instant, shares this process's memory and is safe while no other thread
+        # runs (`ingest`, the daemon before its loop starts); once threads run, a fork could
+        # copy a lock some thread holds
         method = "fork" if threading.active_count() == 1 else "forkserver"
         try:
             context: Any = multiprocessing.get_context(method)

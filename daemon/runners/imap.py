@@ -94,6 +94,7 @@ class Poller:
         stop: threading.Event,
         holder: str,
         timing: Timing = Timing(),
+        ahead: ParseAhead | None = None,
     ) -> None:
         self.app = app
         self.mailbox = mailbox
@@ -104,7 +105,7 @@ class Poller:
         self.source = f"imap:{mailbox.name}"
         self.what = f"mailboxes.{mailbox.name}"
         self._network_wait = wait_random_exponential(multiplier=0.5, max=timing.max_backoff)
-        self.ahead = ParseAhead()
+        self.ahead = ahead
         """Parses a fetched group while its first messages are written."""
         # What tests and logs watch; `changed` is notified on every update.
         self.changed = threading.Condition()
@@ -129,7 +130,6 @@ class Poller:
         while not self.stop.is_set():
             with suppress(Exception):  # only reached when stopping; each failure was logged
                 retrying(self._session)
-        self.ahead.close()
         with suppress(TemporaryFailure), self.app.db.transaction() as session:
             mailboxes.release_lease(session, self.mailbox.name, self.holder)
         log.info("imap poller stopped", extra={"mailbox": self.mailbox.name})
@@ -507,10 +507,16 @@ class Gateway:
     the instance's name, so a restarted instance resumes its mailboxes at once, while
     another instance waits for them to run out."""
 
-    def __init__(self, app: App, on_queued: Callable[[], None], timing: Timing = Timing()) -> None:
+    def __init__(
+        self,
+        app: App,
+        on_queued: Callable[[], None],
+        timing: Timing = Timing(),
+        ahead: ParseAhead | None = None,
+    ) -> None:
         self.stopping = threading.Event()
         self.pollers = [
-            Poller(app, mailbox, on_queued, self.stopping, app.settings.instance, timing)
+            Poller(app, mailbox, on_queued, self.stopping, app.settings.instance, timing, ahead)
             for mailbox in app.settings.mailboxes
         ]
         self.threads = [

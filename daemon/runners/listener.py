@@ -44,22 +44,15 @@ class Committer:
 
     GROUP_BYTES = 20 * 1024 * 1024
 
-    def __init__(self, app: App, on_queued: Callable[[], None]) -> None:
+    def __init__(
+        self, app: App, on_queued: Callable[[], None], ahead: ParseAhead | None = None
+    ) -> None:
         self.app = app
         self.on_queued = on_queued
+        self.ahead = ahead
+        """Parses a group while its first messages are written."""
         self.waiting: list[tuple[Delivery, asyncio.Future[Outcome]]] = []
         self.draining: asyncio.Task[None] | None = None
-        self.ahead = ParseAhead()
-        """Parses a group while its first messages are written; one group at a time."""
-
-    def start(self) -> None:
-        self.ahead.start()
-
-    async def close(self) -> None:
-        """Once the group being committed is done, so that its parse worker stays to the end."""
-        if self.draining is not None:
-            await asyncio.gather(self.draining, return_exceptions=True)
-        await asyncio.to_thread(self.ahead.close)
 
     async def ingest(self, delivery: Delivery) -> Outcome:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()

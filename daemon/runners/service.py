@@ -17,6 +17,7 @@ from postdesk.config.errors import ConfigError
 from postdesk.config.schema import parse_host_port
 from postdesk.daemon import clock, counters
 from postdesk.daemon.app import App
+from postdesk.daemon.pipeline.parse_ahead import ParseAhead
 from postdesk.daemon.pipeline.recover import recover
 from postdesk.daemon.runners import imap, listener, prometheus
 from postdesk.daemon.runners.sender import deliver_due
@@ -44,7 +45,9 @@ class Service:
         self.notifier = sdnotify.SystemdNotifier()
         self.connections = listener.Connections(app)
         """Open connections of every listener, kept across a rebind."""
-        self.committer = listener.Committer(app, self.wake_sender)
+        self.ahead = ParseAhead()
+        """The parse worker of the listeners and IMAP pollers; `run` starts and closes it."""
+        self.committer = listener.Committer(app, self.wake_sender, self.ahead)
         """The one writer that commits the listeners' messages together."""
         self.servers: dict[str, tuple[str, asyncio.Server]] = {}
         """Each listening protocol's bound address and server."""
@@ -68,7 +71,6 @@ class Service:
             resumed = outbox.resume_claims(session, self.app.settings.instance, clock.now())
         if resumed:
             log.info("outbox claims of this instance resumed", extra={"rows": resumed})
-        await asyncio.to_thread(self.committer.start)
         await self._start_listeners()
         listen = self.app.settings.metrics.listen
         exporter = prometheus.start(self.app, listen) if listen else None
@@ -77,7 +79,7 @@ class Service:
         def wake() -> None:
             loop.call_soon_threadsafe(self.wake_sender)
 
-        gateway = imap.Gateway(self.app, wake)
+        gateway = imap.Gateway(self.app, wake, ahead=self.ahead)
         gateway.start()
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.add_job(
@@ -108,7 +110,6 @@ class Service:
             await asyncio.to_thread(exporter.shutdown)
             exporter.server_close()
         await asyncio.to_thread(gateway.stop)
-        await self.committer.close()
         self.mail_waiting.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.app.db.dispose()
@@ -260,4 +261,11 @@ class Service:
 
 
 def run(app: App) -> None:
-    asyncio.run(Service(app).run())
+    """The parse worker is forked before the loop starts a thread: it shares the memory
+    loaded so far, and needs no server of its own to fork it safely."""
+    service = Service(app)
+    service.ahead.start()
+    try:
+        asyncio.run(service.run())
+    finally:
+        service.ahead.close()

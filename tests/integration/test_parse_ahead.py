@@ -161,3 +161,17 @@ def test_no_worker_to_start_means_parsing_here_with_one_warning(
     assert [same(r) for _, r in results] == [same(_parse(raw, ctx)) for raw, _ in items] * 3
     assert {pid for pid, _ in results} == {os.getpid()}
     assert [r.getMessage() for r in caplog.records] == ["no parse worker; parsing here"]
+
+
+def test_one_cpu_has_no_room_for_a_worker(ctx: ParseContext) -> None:
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        ahead = ParseAhead()
+        items = [(raw, ctx) for raw in corpus(8)]
+        results = list(ahead.parse_group(parsed_by, items))
+        ahead.close()
+    finally:
+        os.sched_setaffinity(0, cpus)
+    assert {pid for pid, _ in results} == {os.getpid()}
+    assert worker_pids() == set()
