@@ -56,9 +56,56 @@ def enqueue(
     return insert_values(session.connection(), table_of(Outbox), row)
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A row taken for delivery, with its try counted."""
+
+    id: int
+    message_id: str
+    recipients: list[str]
+    content: bytes
+    attempts: int
+    sender: str
+
+
+_EARLIER = aliased(Outbox)
+CLAIMABLE = (
+    select(
+        Outbox.id,
+        Outbox.message_id,
+        Outbox.recipients,
+        Outbox.content,
+        Outbox.attempts,
+        Outbox.sender,
+    )
+    .where(
+        Outbox.status == QUEUED,
+        Outbox.next_attempt_at <= bindparam("now"),
+        ~exists().where(
+            _EARLIER.ticket_id == Outbox.ticket_id,
+            _EARLIER.status == QUEUED,
+            _EARLIER.id < Outbox.id,
+        ),
+    )
+    .order_by(Outbox.next_attempt_at, Outbox.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+CLAIM = (
+    update(Outbox)
+    .where(Outbox.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        next_attempt_at=bindparam("until"),
+        attempts=Outbox.attempts + 1,
+        claimed_by=bindparam("holder"),
+    )
+)
+"""Built once: every run of every sender asks them, most of them for a few rows."""
+
+
 def claim_due(
     session: Session, now: datetime, lease: timedelta, holder: str, limit: int = 50
-) -> list[Outbox]:
+) -> list[Claimed]:
     """Take due rows for ``lease`` in ``holder``'s name; another sender skips them, and a
     crash only delays them (the holder restarted resumes them at once: `resume_claims`).
 
@@ -66,24 +113,13 @@ def claim_due(
     its ticket is still queued (deferred, or claimed by another sender). Rows are taken in
     the order of the due index, so a claim reads the first eligible rows, not every due one.
     """
-    earlier = aliased(Outbox)
-    waiting = exists().where(
-        earlier.ticket_id == Outbox.ticket_id, earlier.status == QUEUED, earlier.id < Outbox.id
-    )
-    rows = list(
-        session.scalars(
-            select(Outbox)
-            .where(Outbox.status == QUEUED, Outbox.next_attempt_at <= now, ~waiting)
-            .order_by(Outbox.next_attempt_at, Outbox.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    for row in rows:
-        row.next_attempt_at = now + lease
-        row.attempts += 1
-        row.claimed_by = holder
-    return rows
+    rows = run(session, CLAIMABLE, {"now": now, "limit": limit}).all()
+    if rows:
+        run(session, CLAIM, {"ids": [r.id for r in rows], "until": now + lease, "holder": holder})
+    return [
+        Claimed(r.id, r.message_id, list(r.recipients), bytes(r.content), r.attempts + 1, r.sender)
+        for r in rows
+    ]
 
 
 def resume_claims(session: Session, holder: str, now: datetime) -> int:

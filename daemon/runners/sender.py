@@ -63,14 +63,7 @@ def deliver_due(app: App, now: datetime | None = None, holder: str | None = None
                     run.stats.paused = True
                     return run.stats
                 rows = [
-                    Queued(
-                        r.id,
-                        r.message_id,
-                        list(r.recipients),
-                        bytes(r.content),
-                        r.attempts,
-                        r.sender,
-                    )
+                    Queued(r.id, r.message_id, r.recipients, r.content, r.attempts, r.sender)
                     for r in outbox.claim_due(
                         session, run.now, LEASE, run.holder, limit=run.transport.claim
                     )
@@ -141,17 +134,27 @@ class _Run:
             self._pause(exc)
             self.release([mail for mail, _ in taken])
             return False
-        with self.app.db.connect() as conn:
+        with self.app.db.transaction() as session:
+            conn = session.connection()
             for mail, refused in taken:
                 outbox.mark_sent(conn, mail.row_id, clock.now(), refused)
+            # the run's first delivery ends a pause, in the same commit as its rows
+            ended = None if self.delivered else relay.recovered(session, self.transport.name)
+        self.delivered = True
         for mail, refused in taken:
             self.stats.sent += 1
             fields = {"outbox": mail.row_id, "to": ",".join(mail.recipients)}
             extra = {**fields, "refused": refused} if refused else fields
             log.info("mail delivered", extra=extra)
-        if not self.delivered:
-            self.delivered = True
-            self._recovered()
+        if ended is not None:
+            log.warning(
+                "relay takes mail again; delivery resumed",
+                extra={
+                    "transport": self.transport.name,
+                    "faults_in_a_row": ended.failures,
+                    "paused_since": ended.paused_since.isoformat() if ended.paused_since else None,
+                },
+            )
         return True
 
     def release(self, mails: list[Queued]) -> None:
@@ -184,19 +187,6 @@ class _Run:
             "also ends the pause at once.",
             relay_down=True,
         )
-
-    def _recovered(self) -> None:
-        with self.app.db.transaction() as session:
-            ended = relay.recovered(session, self.transport.name)
-        if ended is not None:
-            log.warning(
-                "relay takes mail again; delivery resumed",
-                extra={
-                    "transport": self.transport.name,
-                    "faults_in_a_row": ended.failures,
-                    "paused_since": ended.paused_since.isoformat() if ended.paused_since else None,
-                },
-            )
 
     def _failed(self, mail: Queued, error: str, permanent: bool) -> None:
         with self.app.db.connect() as conn:
