@@ -147,7 +147,7 @@ class ParseAhead:
             if conn.poll(RESULT_WAIT):
                 return (conn.recv(),)
             error: BaseException = TimeoutError(f"no result in {RESULT_WAIT:.0f} s")
-        except (EOFError, OSError) as exc:
+        except Exception as exc:  # it died (EOF), or what it sent cannot be read
             error = exc
         self._lost(error)
         return None
