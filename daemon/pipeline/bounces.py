@@ -26,8 +26,9 @@ def record_bounce(
     msg: InboundMessage,
     inbound: Received,
     now: datetime,
-) -> None:
-    """Our mail for this ticket bounced: note it, stop automatic mail there, tell the agents.
+) -> int:
+    """Our mail for this ticket bounced: note it, stop automatic mail there, tell the agents;
+    returns how many notices were queued, so that the sender is woken for them.
 
     The ticket is found by the signed token inside the bounce, but the addresses it lists
     are its sender's word: anyone may bounce our acknowledgement to them and list others.
@@ -59,7 +60,7 @@ def record_bounce(
         inbound=inbound.id,
     )
     if not failed:
-        return
+        return 0
     recipients = [ticket.assignee] if ticket.assignee else app.settings.members_of(ticket.queue)
     queue = next((q for q in app.settings.queues if q.name == ticket.queue), None)
     if not recipients and queue and queue.escalation:
@@ -69,5 +70,7 @@ def record_bounce(
         f"{', '.join(failed)}.\nAutomatic mail to these addresses is paused until "
         f"{until:%Y-%m-%d}. Reach the customer another way if the problem is urgent."
     )
-    for recipient in recipients:
+    return sum(
         queue_notice(app, session, ticket, recipient, "undeliverable mail", body, now)
+        for recipient in recipients
+    )

@@ -241,10 +241,10 @@ def _process(
     if msg.kind == Kind.BOUNCE and msg.token_tickets:
         bounced = session.get(Ticket, msg.token_tickets[0])
         if bounced is not None:
-            record_bounce(app, session, bounced, msg, inbound, now)
-            return finish(
-                session, inbound, SUPPRESSED, f"bounce of our mail: {msg.kind_reason}", bounced
-            )
+            notices = record_bounce(app, session, bounced, msg, inbound, now)
+            reason = f"bounce of our mail: {msg.kind_reason}"
+            done = finish(session, inbound, SUPPRESSED, reason, bounced)
+            return IngestResult(done.outcome, done.ticket_number, done.reason, notices)
     if msg.kind == Kind.SURVEY_ANSWER:
         return survey_answer(app, session, inbound, msg, now)
     if msg.kind == Kind.AGENT:
