@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any, TypeVar
 
 from postdesk.daemon import logs
@@ -177,6 +178,8 @@ def _serve(conn: Connection, parents: Connection, level: str) -> None:
     we see it). It logs as its parent does and leaves signals to it: Ctrl-C and the
     daemon's own handlers (inherited by a fork) are not its business."""
     parents.close()
+    with contextlib.suppress(OSError):  # the name `ps -e` and top show, where Linux has it
+        Path("/proc/self/comm").write_text("postdesk-parse")
     logs.setup(level)
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

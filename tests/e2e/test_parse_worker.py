@@ -79,7 +79,8 @@ def test_the_parse_worker_ends_with_the_daemon(
     daemon = start_daemon(config)
     daemon.drain()
     helpers = descendants(daemon.process.pid)
-    assert helpers, "the committer's parse worker is started with the daemon"
+    names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in helpers}
+    assert names == {"postdesk-parse"}, "one parse worker, forked with the daemon"
     assert send_concurrently(port, 0) == ["250"] * 3 * CLIENTS
     database = sqlite3.connect(tmp_path / "data" / "postdesk.db")
     assert database.execute("SELECT count(*) FROM tickets").fetchone() == (3 * CLIENTS,)
