@@ -88,8 +88,8 @@ def ingest_group(
     """Store and process several messages in one transaction; an outcome per delivery, in
     order, once the group committed. TemporaryFailure raised means nothing committed.
 
-    The raw bytes are written first and the first message parsed outside the transaction,
-    so the database's write lock is held only for the rows; with ``ahead`` the others are
+    The first message is parsed and the raw bytes are written before the transaction, so
+    the database's write lock is held only for the rows; with ``ahead`` the others are
     parsed by its worker while this process writes the ones before, else here before the
     transaction. Whether the bytes were seen before is asked inside the transaction that
     records them. A constraint the database enforces other than the one on the raw bytes
