@@ -57,15 +57,17 @@ def enqueue(
 
 
 @dataclass(frozen=True)
-class Claimed:
-    """A row taken for delivery, with its try counted."""
+class Queued:
+    """One claimed outbox row, as the transports need it, its try counted."""
 
-    id: int
+    row_id: int
     message_id: str
     recipients: list[str]
     content: bytes
     attempts: int
-    sender: str
+    sender: str = ""
+    """The support address the mail is from: its envelope sender, so that a brand's mail
+    aligns with the brand's domain (SPF, DMARC) and its bounces come back there."""
 
 
 _EARLIER = aliased(Outbox)
@@ -105,7 +107,7 @@ CLAIM = (
 
 def claim_due(
     session: Session, now: datetime, lease: timedelta, holder: str, limit: int = 50
-) -> list[Claimed]:
+) -> list[Queued]:
     """Take due rows for ``lease`` in ``holder``'s name; another sender skips them, and a
     crash only delays them (the holder restarted resumes them at once: `resume_claims`).
 
@@ -117,7 +119,7 @@ def claim_due(
     if rows:
         run(session, CLAIM, {"ids": [r.id for r in rows], "until": now + lease, "holder": holder})
     return [
-        Claimed(r.id, r.message_id, list(r.recipients), bytes(r.content), r.attempts + 1, r.sender)
+        Queued(r.id, r.message_id, list(r.recipients), bytes(r.content), r.attempts + 1, r.sender)
         for r in rows
     ]
 

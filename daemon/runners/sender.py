@@ -20,8 +20,9 @@ from postdesk.config.schema import Outgoing
 from postdesk.daemon import clock
 from postdesk.daemon.app import App
 from postdesk.daemon.outgoing.compose import queue_alert
-from postdesk.daemon.runners.transports import DeliveryError, Queued, RelayFault, make_transport
+from postdesk.daemon.runners.transports import DeliveryError, RelayFault, make_transport
 from postdesk.store import outbox, relay
+from postdesk.store.outbox import Queued
 
 log = logging.getLogger("postdesk.outbox")
 
@@ -62,12 +63,9 @@ def deliver_due(app: App, now: datetime | None = None, holder: str | None = None
                 if relay.paused(session, run.transport.name, run.now):
                     run.stats.paused = True
                     return run.stats
-                rows = [
-                    Queued(r.id, r.message_id, r.recipients, r.content, r.attempts, r.sender)
-                    for r in outbox.claim_due(
-                        session, run.now, LEASE, run.holder, limit=run.transport.claim
-                    )
-                ]
+                rows = outbox.claim_due(
+                    session, run.now, LEASE, run.holder, limit=run.transport.claim
+                )
             if not rows:
                 return run.stats
             for i, mail in enumerate(rows):

@@ -15,13 +15,13 @@ import logging
 import os
 import smtplib
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from postdesk.config.errors import ConfigError
 from postdesk.config.loader import read_secret
 from postdesk.config.schema import Settings, SmtpRelay
+from postdesk.store.outbox import Queued
 
 log = logging.getLogger("postdesk.outbox")
 
@@ -36,20 +36,6 @@ class DeliveryError(Exception):
     def __init__(self, message: str, *, permanent: bool) -> None:
         super().__init__(message)
         self.permanent = permanent
-
-
-@dataclass(frozen=True)
-class Queued:
-    """One claimed outbox row, as the transports need it."""
-
-    row_id: int
-    message_id: str
-    recipients: list[str]
-    content: bytes
-    attempts: int
-    sender: str = ""
-    """The support address the mail is from: its envelope sender, so that a brand's mail
-    aligns with the brand's domain (SPF, DMARC) and its bounces come back there."""
 
 
 class Transport(Protocol):
