@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.parser import BytesParser
 from pathlib import Path
@@ -23,8 +23,11 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from postdesk.daemon.app import App
 from postdesk.store.schema import ensure_current
+from tests.helpers import descendants
 
 
 def free_port() -> int:
@@ -133,7 +136,7 @@ class Daemon:
         """What the processes the daemon started (its parse worker) hold now besides the
         daemon's own figure: their proportional share (Pss), as pages a fork shares with
         the daemon count in both peaks."""
-        return sum(_pss_mb(pid) for pid in _descendants(self.process.pid))
+        return sum(_pss_mb(pid) for pid in descendants(self.process.pid))
 
 
 def _peak_mb(pid: int) -> float:
@@ -146,19 +149,6 @@ def _pss_mb(pid: int) -> float:
     rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
     (line,) = [x for x in rollup.splitlines() if x.startswith("Pss:")]
     return int(line.split()[1]) / 1024
-
-
-def _descendants(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with suppress(OSError):
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-    found: list[int] = []
-    frontier = [pid]
-    while frontier:
-        frontier = [child for child, parent in parents.items() if parent in frontier]
-        found += frontier
-    return found
 
 
 @contextmanager

@@ -15,27 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Daemon
-from tests.helpers import free_port, mail
+from tests.helpers import descendants, free_port, mail
 
 CLIENTS = 8
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid``, from /proc."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile
-        if fields[0] != "Z":
-            parents[int(stat.parent.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier}
-        found |= frontier
-    return found
 
 
 def gone(pids: set[int], timeout: float = 20.0) -> set[int]:
