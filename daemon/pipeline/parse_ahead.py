@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from postdesk.daemon import logs
 from postdesk.parsers.model import ParseContext
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
 
 log = logging.getLogger("postdesk.ingest")
 
@@ -112,6 +113,8 @@ class ParseAhead:
         # copy a lock some thread holds
         method = "fork" if threading.active_count() == 1 else "forkserver"
         try:
+            import multiprocessing  # here: a lone message's `ingest` never needs it
+
             context: Any = multiprocessing.get_context(method)
             if method == "forkserver":
                 context.set_forkserver_preload(["postdesk.parsers"])

@@ -153,7 +153,7 @@ def test_no_worker_to_start_means_parsing_here_with_one_warning(
     def no_processes(method: str) -> Any:
         raise OSError(24, "Too many open files")
 
-    monkeypatch.setattr(parse_ahead.multiprocessing, "get_context", no_processes)
+    monkeypatch.setattr(multiprocessing, "get_context", no_processes)
     items = [(raw, ctx) for raw in corpus(8)]
     with caplog.at_level(logging.WARNING, logger="postdesk.ingest"):
         ahead.start()
