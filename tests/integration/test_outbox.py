@@ -155,7 +155,7 @@ def test_maildir_delivery_repeated_after_a_crash_writes_one_file(
     open_app: Callable[..., App], tmp_path: Path
 ) -> None:
     """A crash between the file and the mark leaves the row queued and claimed; its next try
-    finds its own file and only marks it."""
+    finds its own file, writes it again in its place, and marks it."""
     app: Any = open_app()
     assert ingest(app, mail().as_bytes(), "smtp", NOW).outcome == "ticket_created"
     assert deliver_due(app, NOW, holder="mail1").sent == 1
