@@ -64,7 +64,7 @@ def main() -> None:
         one = instructions(paths[:2])
         many = instructions(paths)
     print(f"start-up and one message: {one / 1e6:,.0f} million instructions")
-    print(f"per further message: {(many - one) / args.messages / 1e6:.1f} million instructions")
+    print(f"per further message: {(many - one) / args.messages / 1e6:.2f} million instructions")
 
 
 if __name__ == "__main__":

@@ -145,7 +145,6 @@ def start(
     message = record_inbound(
         session, ticket, msg, inbound_id=inbound.id, kind=str(msg.kind), now=sent_at
     )
-    ticket.updated_at = now
     forward = {"forwarded_by": opening.agent, "form": opening.form} if opening else {}
     record_created(
         ticket, msg.from_addr, inbound, decision, now, defects=list(msg.defects), **forward
