@@ -7,7 +7,9 @@ Needs `valgrind` (Debian package valgrind). Runs the same command as ingest_thro
 (SQLite, the benchmark mix, delivery of the acknowledgements at the end) under
 `valgrind --tool=cachegrind --cache-sim=no`, once over one message and once over
 --messages more, each on a fresh installation, and prints the instructions of the first
-run (start-up) and the difference per further message. Valgrind slows Python about fifty
+run (start-up) and the difference per further message: in the `ingest` process, which
+writes every message, and in the parse worker it starts for 20 files or more (each process
+is counted apart: Valgrind follows the fork). Valgrind slows Python about fifty
 times: 200 messages take a minute or two. Python's bytecode caches are written (the first,
 untimed run writes postdesk's), as on an installed system, whatever PYTHONDONTWRITEBYTECODE
 says in the caller's environment.
@@ -27,30 +29,35 @@ from pathlib import Path
 from scratch import scratch_config
 from workload import write
 
-REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+REFS = re.compile(r"==(\d+)== I\s+refs:\s+([\d,]+)")
 INSTALLED = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 """The environment of an installed postdesk: its bytecode cached, as the untimed first run
 leaves it; with PYTHONDONTWRITEBYTECODE every run would compile postdesk's modules anew."""
 
 
-def instructions(paths: list[Path]) -> int:
-    """Instructions of one `postdesk ingest` process over ``paths[1:]``, on an installation
-    that took ``paths[0]`` first (schema created, caches warm), as the throughput bench does."""
+def instructions(paths: list[Path]) -> tuple[int, int]:
+    """Instructions of one `postdesk ingest` process over ``paths[1:]``, and of the processes
+    it forked, on an installation that took ``paths[0]`` first (schema created, caches
+    warm), as the throughput bench does."""
     with scratch_config(support_addresses=["support@example.com"]) as config:
         command = [sys.executable, "-m", "postdesk.daemon.cli", "--config", str(config), "ingest"]
         subprocess.run([*command, str(paths[0])], check=True, capture_output=True, env=INSTALLED)
         valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
-        done = subprocess.run(
+        process = subprocess.Popen(
             [*valgrind, "--cachegrind-out-file=/dev/null", *command, *map(str, paths[1:])],
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
-            check=True,
             env=INSTALLED,
         )
-    found = REFS.search(done.stderr)
-    if found is None:
-        raise SystemExit(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
+        _, stderr = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"ingest under valgrind failed:\n{stderr[-2000:]}")
+    counts = {int(pid): int(refs.replace(",", "")) for pid, refs in REFS.findall(stderr)}
+    if process.pid not in counts:
+        raise SystemExit(f"no instruction count in valgrind's output:\n{stderr[-2000:]}")
+    own = counts.pop(process.pid)
+    return own, sum(counts.values())
 
 
 def main() -> None:
@@ -61,10 +68,13 @@ def main() -> None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory() as tmp:
         paths = write(Path(tmp), args.messages + 2)
-        one = instructions(paths[:2])
-        many = instructions(paths)
+        one, _ = instructions(paths[:2])
+        many, worker = instructions(paths)
     print(f"start-up and one message: {one / 1e6:,.0f} million instructions")
-    print(f"per further message: {(many - one) / args.messages / 1e6:.2f} million instructions")
+    print(
+        f"per further message: {(many - one) / args.messages / 1e6:.2f} million instructions "
+        f"in the ingest process, {worker / args.messages / 1e6:.2f} million in its parse worker"
+    )
 
 
 if __name__ == "__main__":
