@@ -30,9 +30,14 @@ from scratch import scratch_config
 from workload import write
 
 REFS = re.compile(r"==(\d+)== I\s+refs:\s+([\d,]+)")
-INSTALLED = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+INSTALLED = {
+    **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+    "PYTHONHASHSEED": "0",
+}
 """The environment of an installed postdesk: its bytecode cached, as the untimed first run
-leaves it; with PYTHONDONTWRITEBYTECODE every run would compile postdesk's modules anew."""
+leaves it; with PYTHONDONTWRITEBYTECODE every run would compile postdesk's modules anew.
+One hash seed, so that two runs of the same code count the same (sets and dicts of strings
+otherwise vary their work from one run to the next)."""
 
 
 def instructions(paths: list[Path]) -> tuple[int, int]:
