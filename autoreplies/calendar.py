@@ -33,8 +33,11 @@ MAX_DAYS = 3 * 366
 Shift = tuple[time, time]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Calendar:
+    """Compared and hashed as itself, not by its fields: one is built per queue at each
+    load of the settings, and its sums are remembered under it (`_added`, `_between`)."""
+
     zone: ZoneInfo
     week: tuple[tuple[Shift, ...], ...]
     """Shifts per weekday, Monday first."""
@@ -115,22 +118,11 @@ class Calendar:
         Whole days count working days ("5d" is five working days, not 120 working hours);
         anything else counts working hours and minutes.
         """
-        days, rest = divmod(duration, timedelta(days=1))
-        left = days * self.workday if days and not rest else duration
-        for begin, end in self._from(start):
-            if end - begin >= left:
-                return begin + left
-            left -= end - begin
-        raise ConfigError("business_hours: no open time within three years")
+        return _added(self, start, duration)
 
     def between(self, start: datetime, end: datetime) -> timedelta:
         """Open time from start to end (zero when end is earlier)."""
-        total = timedelta()
-        for begin, stop in self._from(start):
-            if begin >= end:
-                break
-            total += min(stop, end) - begin
-        return total
+        return _between(self, start, end)
 
     def closed_days(self, start: datetime, end: datetime) -> list[tuple[date, str]]:
         """Whole closed days strictly inside a wait, to tell the customer why it is long."""
@@ -160,6 +152,29 @@ class Calendar:
                 parts.append(f"{days} {spans}")
             index = last + 1
         return f"{'; '.join(parts)} ({self.zone.key})"
+
+
+@functools.lru_cache(maxsize=1024)
+def _added(calendar: Calendar, start: datetime, duration: timedelta) -> datetime:
+    """Remembered: the messages of a group share one `now`, and their tickets a few SLA
+    targets, so most of a group's sums were done for the message before."""
+    days, rest = divmod(duration, timedelta(days=1))
+    left = days * calendar.workday if days and not rest else duration
+    for begin, end in calendar._from(start):
+        if end - begin >= left:
+            return begin + left
+        left -= end - begin
+    raise ConfigError("business_hours: no open time within three years")
+
+
+@functools.lru_cache(maxsize=1024)
+def _between(calendar: Calendar, start: datetime, end: datetime) -> timedelta:
+    total = timedelta()
+    for begin, stop in calendar._from(start):
+        if begin >= end:
+            break
+        total += min(stop, end) - begin
+    return total
 
 
 def _until(end: time) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -50,10 +51,12 @@ def date_ranges(days: list[date], language: str) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=256)
 def expected_response(
     calendar: Calendar, now: datetime, target: timedelta, language: str
-) -> dict[str, Any]:
-    """Template variables that say when a human will answer, in business time."""
+) -> Mapping[str, Any]:
+    """Template variables that say when a human will answer, in business time; remembered,
+    as a group's acknowledgements share their `now` (callers only read the dict)."""
     due = calendar.add(now, target).astimezone(calendar.zone)
     closed = [day for day, _ in calendar.closed_days(now, due)]
     return {
