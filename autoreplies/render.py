@@ -87,6 +87,7 @@ class Templates:
         """Each folder given overrides the ones after it; the shipped templates come last."""
         folders = [str(folder) for folder in overrides if folder]
         self.folders = [Path(f) for f in folders] + [SHIPPED]
+        self._paths: dict[str, Path | None] = {}
         self.loader = ChoiceLoader([FileSystemLoader(f) for f in [*folders, str(SHIPPED)]])
         self.env = Environment(
             loader=self.loader,
@@ -96,13 +97,19 @@ class Templates:
             bytecode_cache=compiled_templates(),
         )
 
-    def names(self) -> set[str]:
+    @functools.cached_property
+    def _names(self) -> frozenset[str]:
         found = set()
         for folder in self.folders:
             for path in folder.glob("*.txt") if folder.is_dir() else ():
                 if match := NAME.match(path.name):
                     found.add(match["name"])
-        return found
+        return frozenset(found)
+
+    def names(self) -> set[str]:
+        """Read once: a new or removed template is a change the daemon reloads for (its
+        folder is watched), which makes new Templates."""
+        return set(self._names)
 
     def check(self) -> list[str]:
         """Render every template in every language with sample values; ``file:line: message``."""
@@ -174,7 +181,11 @@ class Templates:
         return self.env.get_template(f"snippets/{name}.{language}.txt").render(variables).strip()
 
     def _path(self, filename: str) -> Path | None:
-        return next((f / filename for f in self.folders if (f / filename).is_file()), None)
+        """Looked up once per file name, as `names`: each acknowledgement asks up to three."""
+        if filename not in self._paths:
+            found = next((f / filename for f in self.folders if (f / filename).is_file()), None)
+            self._paths[filename] = found
+        return self._paths[filename]
 
     def _exists(self, filename: str) -> bool:
         return self._path(filename) is not None
