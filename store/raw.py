@@ -12,10 +12,12 @@ the group's transaction find a committed message's bytes without reading every s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +74,12 @@ class RawStore:
 
     def put(self, raw: bytes) -> str:
         return self.files.put(raw)
+
+    def put_group_soon(self, raws: Sequence[bytes]) -> Future[Segment | None]:
+        """`put_group` in a thread of its own, while the caller works on the messages: the
+        fsyncs wait for the disk without the interpreter, and the caller waits for them
+        only before its commit (`Future.result`, which raises what `put_group` raised)."""
+        return _writers().submit(self.put_group, raws)
 
     def put_group(self, raws: Sequence[bytes]) -> Segment | None:
         """Store every message not stored yet, durably, before returning; disk errors are
@@ -165,6 +173,13 @@ def _records(path: Path) -> Iterator[Part]:
                 return
             yield Part(sha256, path, start, int(length))
             fh.seek(start + int(length))
+
+
+@functools.cache
+def _writers() -> ThreadPoolExecutor:
+    """Shared by the daemon's listeners and mailboxes, each group one writer while it lasts;
+    started at the first group, after the parse worker's fork, which wants no threads."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="postdesk-raw")
 
 
 def record(session: Session, segment: Segment | None) -> None:

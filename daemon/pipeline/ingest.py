@@ -88,13 +88,15 @@ def ingest_group(
     """Store and process several messages in one transaction; an outcome per delivery, in
     order, once the group committed. TemporaryFailure raised means nothing committed.
 
-    The first message is parsed and the raw bytes are written before the transaction, so
-    the database's write lock is held only for the rows; with ``ahead`` the others are
+    The first message is parsed before the transaction; with ``ahead`` the others are
     parsed by its worker while this process writes the ones before, else here before the
-    transaction. Whether the bytes were seen before is asked inside the transaction that
-    records them. A constraint the database enforces other than the one on the raw bytes
-    is a bug or a race, never a duplicate: that message is a temporary failure, so its
-    sender keeps the mail (its raw bytes stay and are recovered at the next start).
+    transaction. The raw bytes are written and made durable by another thread meanwhile,
+    and their rows join the transaction last, once they are on the disk: nothing commits
+    (and no sender hears "stored") before its bytes would survive a power cut. Whether the
+    bytes were seen before is asked inside the transaction that records them. A constraint
+    the database enforces other than the one on the raw bytes is a bug or a race, never a
+    duplicate: that message is a temporary failure, so its sender keeps the mail (its raw
+    bytes stay and are recovered at the next start).
     """
     now = now or clock.now()
     items = [(d.raw, app.parse_context(envelope_to=d.envelope_to)) for d in deliveries]
@@ -104,14 +106,21 @@ def ingest_group(
         else iter([_parse(raw, ctx) for raw, ctx in items])
     )
     first = list(islice(results, 1))
-    segment = app.raw.put_group([d.raw for d in deliveries])
+    stored = app.raw.put_group_soon([d.raw for d in deliveries])
     parsed: list[Parsed] = []
     outcomes: list[Outcome] = []
-    with app.db.transaction() as session:
-        raw_store.record(session, segment)
-        for delivery, message in zip(deliveries, chain(first, results), strict=True):
-            parsed.append(message)
-            outcomes.append(_one(app, session, delivery, message, now))
+    try:
+        with app.db.transaction() as session:
+            for delivery, message in zip(deliveries, chain(first, results), strict=True):
+                parsed.append(message)
+                outcomes.append(_one(app, session, delivery, message, now))
+            raw_store.record(session, stored.result())
+    except Exception as exc:
+        # a full disk refuses the bytes and the database's pages alike: the raw store says why
+        refused = stored.exception()
+        if refused is not None and refused is not exc:
+            raise refused from exc
+        raise
     for delivery, message, outcome in zip(deliveries, parsed, outcomes, strict=True):
         if isinstance(outcome, IngestResult):
             _ingested(delivery, message, outcome)
