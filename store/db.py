@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Executable, Insert, Table, bindparam, create_engine, event
+from sqlalchemy import ColumnDefault, Executable, Insert, Table, bindparam, create_engine, event
 from sqlalchemy.engine import Connection, Dialect, Engine, Result
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 from postdesk.config.errors import TemporaryFailure
 
@@ -77,13 +80,27 @@ class Database:
 
 
 def run(session: Session, statement: Executable, params: dict[str, Any]) -> Result[Any]:
-    """Run a prebuilt column query or table statement on the session's connection.
+    """Run a prebuilt column query or table statement on the session's connection: for one
+    with an expanding IN, whose SQL depends on how many values come; `query` runs the others.
 
     The ORM's own execution of such a statement costs more than the database does for
     the ones each message asks. Pending rows are flushed first, as autoflush would."""
     if session.autoflush:
         session.flush()
     return session.connection().execute(statement, params)
+
+
+def query(session: Session, statement: ClauseElement, params: dict[str, Any]) -> list[Any]:
+    """The rows of a prebuilt statement (a query, or a write that returns rows), each a named
+    tuple of its columns as SQLAlchemy would give them, its SQL compiled once per dialect and
+    run on the driver's cursor (`_on_driver`): through SQLAlchemy, each such statement cost
+    ten times what SQLite does for it. Its parameters are named binds, or values it holds
+    (``literal``), not an expanding IN. Pending rows are flushed first, as in `run`."""
+    if session.autoflush:
+        session.flush()
+    conn = session.connection()
+    prepared = _compiled(conn.dialect, statement)
+    return [prepared.row(found) for found in _on_driver(conn, prepared, params)]
 
 
 def insert_row(session: Session, row: DeclarativeBase) -> int:
@@ -114,7 +131,7 @@ def insert_values(conn: Connection, table: Table, values: dict[str, Any]) -> int
         assert key is not None
         return int(key[0])
     prepared = _prepared(conn.dialect, table, "insert", keys)
-    return int(_on_driver(conn, prepared, values)[0])
+    return int(_on_driver(conn, prepared, values)[0][0])
 
 
 def update_values(conn: Connection, table: Table, row_id: int, values: dict[str, Any]) -> None:
@@ -123,9 +140,9 @@ def update_values(conn: Connection, table: Table, row_id: int, values: dict[str,
     _on_driver(conn, prepared, {"row_id": row_id, **values})
 
 
-def _on_driver(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> Any:
+def _on_driver(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> list[Any]:
     """Run ``prepared`` on the driver's own cursor, in the connection's transaction, and
-    return the first row it returned (None if none). SQLAlchemy's execution of even a
+    return the rows it returned, as the driver gives them. SQLAlchemy's execution of even a
     plain string (``exec_driver_sql``) cost a tenth of the instructions of a message, for
     the seven or eight rows each message writes. What it does that matters stays: the
     engine's ``before_cursor_execute`` listeners see the statement, and a driver error is
@@ -139,7 +156,7 @@ def _on_driver(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> 
         if conn.dispatch.before_cursor_execute:
             conn.dispatch.before_cursor_execute(conn, cursor, prepared.sql, params, None, False)
         cursor.execute(prepared.sql, params)
-        return cursor.fetchone() if cursor.description else None
+        return list(cursor.fetchall()) if cursor.description else []
     except conn.dialect.loaded_dbapi.Error as exc:
         lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
         if lost:
@@ -159,24 +176,38 @@ def _on_driver(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> 
 @dataclass(frozen=True)
 class Prepared:
     """A statement compiled for one dialect, run as its SQL text with the values each of its
-    parameters' types turns into what the driver takes. SQLAlchemy's own execution of a
-    cached statement looks it up and processes its parameters anew every time: it cost
-    twice what the database does for the rows a message writes."""
+    parameters' types turns into what the driver takes, and its rows turned into what each
+    column's type reads. SQLAlchemy's own execution of a cached statement looks it up and
+    processes its parameters anew every time: it cost twice what the database does for the
+    rows a message writes."""
 
     sql: str
     names: tuple[str, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
     positional: bool
+    held: Mapping[str, Any]
+    """The values the statement holds itself (a ``literal``, a constant in a WHERE)."""
+    readers: tuple[Callable[[Any], Any] | None, ...]
+    columns: type[tuple[Any, ...]]
 
     def params(self, values: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        given = {**self.held, **values} if self.held else values
         processed = [
             value if process is None else process(value)
             for process, value in zip(
-                self.processors, map(values.__getitem__, self.names), strict=True
+                self.processors, map(given.__getitem__, self.names), strict=True
             )
         ]
         return (
             tuple(processed) if self.positional else dict(zip(self.names, processed, strict=True))
+        )
+
+    def row(self, found: Sequence[Any]) -> Any:
+        return self.columns(
+            *(
+                value if read is None or value is None else read(value)
+                for read, value in zip(self.readers, found, strict=True)
+            )
         )
 
 
@@ -189,12 +220,43 @@ def _prepared(dialect: Dialect, table: Table, kind: str, keys: tuple[str, ...]) 
         if kind == "insert"
         else table.update().where(table.c.id == bindparam("row_id")).values(binds)
     )
-    compiled = statement.compile(dialect=dialect)
-    names = tuple(compiled.positiontup or compiled.binds)
+    return _compiled(dialect, statement)
+
+
+@functools.cache
+def _compiled(dialect: Dialect, statement: ClauseElement) -> Prepared:
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+    if compiled.positiontup is not None:
+        names = tuple(compiled.positiontup)
+    else:
+        names = tuple(dict.fromkeys(compiled.bind_names.values()))
+    binds = compiled.binds
+    if any(binds[name].expanding for name in names):
+        raise ValueError("an expanding IN has no SQL of its own: run() it")
     processors = tuple(
-        compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+        binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     )
-    return Prepared(compiled.string, names, processors, compiled.positiontup is not None)
+    held = {name: binds[name].value for name in names if not binds[name].required}
+    for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
+        # a column the statement leaves out takes its default, as SQLAlchemy would set it
+        default = column.default
+        if not isinstance(default, ColumnDefault) or not default.is_scalar:
+            raise ValueError(f"{column} has no fixed default: give it a value")
+        held[column.key] = default.arg
+    exported = list(getattr(statement, "exported_columns", ()))
+    readers = tuple(
+        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in exported
+    )
+    columns = namedtuple("Row", [column.key for column in exported], rename=True)  # type: ignore[misc]
+    return Prepared(
+        compiled.string,
+        names,
+        processors,
+        compiled.positiontup is not None,
+        held,
+        readers,
+        columns,
+    )
 
 
 def dialect_insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:

@@ -6,11 +6,11 @@ import functools
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
-from postdesk.store.db import dialect_insert, table_of, update_values
+from postdesk.store.db import dialect_insert, query, table_of, update_values
 from postdesk.store.models import Inbound
 
 QUARANTINED = "quarantined"
@@ -21,13 +21,18 @@ def receive(session: Session, **values: Any) -> int | None:
     None when a row for the same bytes is there already (another process received them in
     the same moment). That is the one conflict the intake expects; any other violation
     raises."""
-    conn = session.connection()
-    return conn.execute(_receive(conn.dialect.name), values).scalar()
+    statement = _receive(session.connection().dialect.name, tuple(values))
+    inserted = query(session, statement, values)
+    return int(inserted[0].id) if inserted else None
 
 
 @functools.cache
-def _receive(dialect: str) -> ReturningInsert[int]:
-    insert = dialect_insert(dialect, table_of(Inbound))
+def _receive(dialect: str, keys: tuple[str, ...]) -> ReturningInsert[int]:
+    """The INSERT of these columns, whose SQL is compiled once (`query`)."""
+    table = table_of(Inbound)
+    insert = dialect_insert(dialect, table).values(
+        {key: bindparam(key, type_=table.c[key].type) for key in keys}
+    )
     return insert.on_conflict_do_nothing(index_elements=["sha256"]).returning(Inbound.id)
 
 

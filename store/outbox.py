@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, exists, func, literal, select, update
+from sqlalchemy import Select, bindparam, exists, func, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 
 from postdesk.store import suppressions
-from postdesk.store.db import insert_values, run, table_of, update_values
+from postdesk.store.db import insert_values, query, run, table_of, update_values
 from postdesk.store.models import Outbox, Suppression
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
@@ -212,9 +212,9 @@ def count_recent(
     instance on the same database. With ``cap`` the count stops there: a limit only needs
     to know it is reached, and a busy hour then costs no more than the limit to count.
     """
-    query = _recent(to_addr is not None, ticket_id is not None, cap is not None)
+    statement = _recent(to_addr is not None, ticket_id is not None, cap is not None)
     params = {"kinds": kinds, "since": since, "to_addr": (to_addr or "").lower()}
-    return run(session, query, {**params, "ticket_id": ticket_id, "cap": cap}).scalar() or 0
+    return run(session, statement, {**params, "ticket_id": ticket_id, "cap": cap}).scalar() or 0
 
 
 def autoreply_history(
@@ -226,7 +226,7 @@ def autoreply_history(
     all_kinds: tuple[str, ...],
     now: datetime,
     cap: int,
-) -> Row[Any]:
+) -> Any:
     """What the acknowledgement policy weighs, in one statement: our mail of ``own_kinds``
     to the address in the last day and (given ``ticket_id``) for the ticket in the last
     hour, all mail of ``all_kinds`` in the last hour counted up to ``cap``, and the reason
@@ -234,23 +234,23 @@ def autoreply_history(
     params = {
         "address": address.lower(),
         "ticket_id": ticket_id,
-        "own_kinds": own_kinds,
-        "all_kinds": all_kinds,
         "day": now - timedelta(days=1),
         "hour": now - timedelta(hours=1),
         "now": now,
         "cap": cap,
     }
-    return run(session, _history(ticket_id is not None), params).one()
+    (found,) = query(session, _history(ticket_id is not None, own_kinds, all_kinds), params)
+    return found
 
 
 @functools.cache
-def _history(for_ticket: bool) -> Select[Any]:
-    """Built once per shape, as every acknowledgement asks it."""
+def _history(for_ticket: bool, own: tuple[str, ...], every: tuple[str, ...]) -> Select[Any]:
+    """Built once per shape and kinds (the policy's constants), which it holds as values:
+    the statement then has SQL of its own, compiled once, as every acknowledgement asks it."""
 
-    def count(kinds: str, since: str, *where: Any, capped: bool = False) -> Any:
+    def count(kinds: tuple[str, ...], since: str, *where: Any, capped: bool = False) -> Any:
         rows = select(Outbox.id).where(
-            Outbox.kind.in_(bindparam(kinds, expanding=True)),
+            Outbox.kind.in_([literal(kind) for kind in kinds]),
             Outbox.created_at >= bindparam(since),
             *where,
         )
@@ -259,16 +259,12 @@ def _history(for_ticket: bool) -> Select[Any]:
         return select(func.count()).select_from(rows.subquery()).scalar_subquery()
 
     for_ticket_last_hour = (
-        count("own_kinds", "hour", Outbox.ticket_id == bindparam("ticket_id"))
-        if for_ticket
-        else literal(0)
+        count(own, "hour", Outbox.ticket_id == bindparam("ticket_id")) if for_ticket else literal(0)
     )
     return select(
-        count("own_kinds", "day", Outbox.to_addr == bindparam("address")).label(
-            "to_sender_last_day"
-        ),
+        count(own, "day", Outbox.to_addr == bindparam("address")).label("to_sender_last_day"),
         for_ticket_last_hour.label("for_ticket_last_hour"),
-        count("all_kinds", "hour", capped=True).label("total_last_hour"),
+        count(every, "hour", capped=True).label("total_last_hour"),
         suppressions.active(Suppression.reason).label("suppressed_reason"),
         suppressions.active(Suppression.until).label("suppressed_until"),
     )

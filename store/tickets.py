@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from postdesk.parsers.model import InboundMessage
 from postdesk.parsers.references import base_address
-from postdesk.store.db import insert_row, insert_values, run, table_of
+from postdesk.store.db import insert_row, insert_values, query, run, table_of
 from postdesk.store.models import AttachmentRow, Counter, Event, Message, Participant, Ticket
 from postdesk.store.temperature import temperature
 
@@ -98,13 +98,12 @@ def open_ticket(session: Session, ticket: Ticket) -> None:
 
 
 def is_participant(session: Session, ticket_id: int, email: str) -> bool:
-    found = run(session, PARTICIPANT, {"ticket_id": ticket_id, "email": email.lower()}).first()
-    return found is not None
+    return bool(query(session, PARTICIPANT, {"ticket_id": ticket_id, "email": email.lower()}))
 
 
 def next_number(session: Session) -> int:
     """The next ticket number; the counter row's lock serialises concurrent creators."""
-    value = run(session, NEXT_NUMBER, {}).scalar()
+    value = next((row.value for row in query(session, NEXT_NUMBER, {})), None)
     if value is None:
         raise RuntimeError("the ticket counter row is missing: run `postdesk db upgrade`")
     return int(value)
@@ -133,7 +132,7 @@ def pick_assignee(session: Session, candidates: list[str], strategy: str, queue:
 
 
 def is_known_customer(session: Session, address: str) -> bool:
-    return run(session, KNOWN_CUSTOMER, {"address": address}).first() is not None
+    return bool(query(session, KNOWN_CUSTOMER, {"address": address}))
 
 
 def add_participants(

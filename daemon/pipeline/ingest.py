@@ -44,7 +44,7 @@ from postdesk.parsers import parse
 from postdesk.parsers.model import InboundMessage, Kind, ParseContext
 from postdesk.store import inbound as received_rows
 from postdesk.store import raw as raw_store
-from postdesk.store.db import first_line, run
+from postdesk.store.db import first_line, query
 from postdesk.store.models import Inbound, Ticket
 from postdesk.store.tickets import add_event, find_thread
 
@@ -296,11 +296,11 @@ def _seen(session: Session, msg: InboundMessage) -> tuple[bool, int | None]:
     Message-ID from the same sender and the same content (a copy that relays re-encoded or
     stamped with other trace fields), asked in one query. A row from before content hashes
     were recorded (None) counts as the same content, as it did when it was received."""
-    rows = run(
+    rows = query(
         session,
         SEEN,
         {"sha256": msg.raw_sha256, "message_id": msg.message_id or None, "sender": msg.from_addr},
-    ).all()
+    )
     if any(row.sha256 == msg.raw_sha256 for row in rows):
         return True, None
     same = (int(row.id) for row in rows if row.content_sha256 in (None, msg.content_sha256))
