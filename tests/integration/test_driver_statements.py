@@ -1,0 +1,103 @@
+"""The hot path's prebuilt statements run on the driver's cursor (store/db.py `query`,
+`insert_values`): they must read and write exactly what SQLAlchemy's own execution does,
+on SQLite and PostgreSQL, raise SQLAlchemy's errors, and refuse what they cannot compile
+once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, event, select
+from sqlalchemy.exc import IntegrityError
+
+from postdesk.daemon.pipeline.ingest import SEEN, ingest
+from postdesk.store import outbox
+from postdesk.store.db import insert_values, query, table_of
+from postdesk.store.inbound import _receive
+from postdesk.store.models import Inbound, Message, Outbox, Suppression
+from postdesk.store.tickets import KNOWN_CUSTOMER, NEXT_NUMBER
+from tests.helpers import mail
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+KINDS = ("autoreply", "reminder")
+
+
+def both_ways(session: Any, statement: Any, params: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """The rows through the driver, then the same statement's rows through SQLAlchemy."""
+    driven = [tuple(row) for row in query(session, statement, params)]
+    return driven, [tuple(row) for row in session.execute(statement, params).all()]
+
+
+def test_queries_read_what_sqlalchemy_reads(app: Any) -> None:
+    ingest(app, mail().as_bytes(), "smtp", NOW)
+    with app.db.transaction() as session:
+        until = NOW + timedelta(days=3)
+        session.add(
+            Suppression(
+                address="ann@example.org", reason="hard bounce", created_at=NOW, until=until
+            )
+        )
+        session.flush()
+        row = session.scalars(select(Inbound)).one()
+        seen = {"sha256": row.sha256, "message_id": row.message_id, "sender": row.from_addr}
+        history = outbox._history(True, KINDS, KINDS)
+        params = {
+            "address": "ann@example.org",
+            "ticket_id": 1,
+            "day": NOW - timedelta(days=1),
+            "hour": NOW - timedelta(hours=1),
+            "now": NOW,
+            "cap": 100,
+        }
+        for statement, values in [
+            (SEEN, seen),
+            (KNOWN_CUSTOMER, {"address": "ann@example.org"}),
+            (history, params),
+        ]:
+            driven, expected = both_ways(session, statement, values)
+            assert driven == expected and driven
+        (found,) = query(session, history, params)
+        assert found.suppressed_reason == "hard bounce"
+        assert found.suppressed_until == NOW + timedelta(days=3)
+        assert isinstance(found.suppressed_until, datetime)
+        assert found.to_sender_last_day == 1  # the acknowledgement of the ticket
+        # the counter moves once per call, whichever way it runs
+        (first,) = query(session, NEXT_NUMBER, {})
+        assert session.execute(NEXT_NUMBER).scalar() == first.value + 1
+
+
+def test_an_insert_takes_the_defaults_of_the_columns_it_leaves_out(app: Any) -> None:
+    with app.db.transaction() as session:
+        values = {"sha256": "a" * 64, "source": "smtp", "size": 1, "received_at": NOW, "status": ""}
+        (inserted,) = query(session, _receive(app.db.engine.dialect.name, tuple(values)), values)
+        row = session.get(Inbound, inserted.id)
+        assert (row.reason, row.subject, row.from_addr) == ("", "", "")
+        assert row.received_at.replace(tzinfo=row.received_at.tzinfo or UTC) == NOW
+        # the same bytes again: ON CONFLICT DO NOTHING returns no row
+        assert query(session, _receive(app.db.engine.dialect.name, tuple(values)), values) == []
+
+
+def test_driver_errors_are_sqlalchemys_and_listeners_see_the_statements(app: Any) -> None:
+    statements: list[str] = []
+    event.listen(app.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with pytest.raises(IntegrityError), app.db.transaction() as session:
+        values = {  # every column given, so that nothing is left to SQLAlchemy's defaults
+            **{c.key: None for c in table_of(Message).columns if not c.primary_key},
+            **{"ticket_id": 999_999, "direction": "in", "kind": "x", "from_addr": "a@b"},
+            **{"to_addrs": [], "cc_addrs": [], "subject": "", "body": "", "created_at": NOW},
+        }
+        insert_values(session.connection(), table_of(Message), values)
+    assert any(s.startswith("INSERT INTO messages") for s in statements)
+
+
+def test_statements_that_cannot_be_compiled_once_are_refused(app: Any) -> None:
+    with app.db.transaction() as session:
+        expanding = select(Outbox.id).where(Outbox.kind.in_(bindparam("kinds", expanding=True)))
+        with pytest.raises(ValueError, match="expanding"):
+            query(session, expanding, {"kinds": ["autoreply"]})
+        no_fixed_default = table_of(Outbox).insert().values(kind=bindparam("kind"))
+        with pytest.raises(ValueError, match="no fixed default"):
+            query(session, no_fixed_default, {"kind": "autoreply"})
