@@ -147,13 +147,19 @@ class App:
         )
 
     def watched_files(self) -> dict[str, int]:
-        """Modification times of every file a reload reads (missing files count too)."""
+        """Modification times of every file a reload reads (missing files count too): the
+        templates of every folder and its snippets too, as Templates list them once per
+        load, so that a template added or removed anywhere makes a reload."""
         settings = self.settings
         paths = [Path(self.config_path)] if self.config_path else []
         if settings.rules:
             paths.append(settings.rules)
-        if settings.templates and settings.templates.is_dir():
-            paths.extend(sorted(settings.templates.iterdir()))
+        folders = [settings.templates, *(brand.templates for brand in settings.brands.values())]
+        for folder in folders:
+            if folder and folder.is_dir():
+                paths.extend(sorted(folder.iterdir()))
+                if (folder / "snippets").is_dir():
+                    paths.extend(sorted((folder / "snippets").iterdir()))
         found = {}
         for path in paths:
             try:

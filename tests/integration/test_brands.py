@@ -144,3 +144,18 @@ def test_a_blind_copy_makes_nobody_in_to_or_cc_a_participant(
         assert "bobs-boss@example.org" in [p.email for p in second.participants]
     ack = next(a for a in sent(app, "autoreply") if a["To"] == "ann@example.org")
     assert ack["Cc"] is None and addr(ack, "From") == BRAND2
+
+
+def test_a_template_added_to_a_brands_folder_is_a_change_the_daemon_reloads_for(
+    open_app: Callable[..., App], tmp_path: Path
+) -> None:
+    """Templates list their folders once per load, so an added or removed template (a
+    brand's, a snippet) must change what the daemon watches, which reloads them."""
+    app = desk(open_app, tmp_path)
+    folder = tmp_path / "brand2-templates"
+    before = app.watched_files()
+    assert str(folder / "ack.ru.txt") in before
+    (folder / "snippets").mkdir()
+    (folder / "snippets" / "reset.ru.txt").write_text("Сбросьте пароль.\n", encoding="utf-8")
+    after = app.watched_files()
+    assert str(folder / "snippets" / "reset.ru.txt") in after and after != before
