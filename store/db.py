@@ -10,7 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import ColumnDefault, Executable, Insert, Table, bindparam, create_engine, event
+from sqlalchemy import (
+    BindParameter,
+    Column,
+    ColumnDefault,
+    Executable,
+    Insert,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Connection, Dialect, Engine, Result
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -124,9 +134,15 @@ def table_of(model: type[DeclarativeBase]) -> Table:
 
 def insert_values(conn: Connection, table: Table, values: dict[str, Any]) -> int:
     """Insert one row of ``table`` and return its id, with SQL compiled once per table and
-    set of columns (``_prepared``). Columns left out get their defaults."""
+    set of columns (``_prepared``). Columns left out get their defaults: a fixed one the
+    compiled statement holds; one computed per row (``default=list``) only SQLAlchemy's
+    execution gives."""
     keys = tuple(values)
-    if any(c.default is not None for c in table.columns if c.key not in values):
+    if any(
+        c.default is not None and not _fixed_default(c)
+        for c in table.columns
+        if c.key not in values
+    ):
         key = conn.execute(_insert(table), values).inserted_primary_key
         assert key is not None
         return int(key[0])
@@ -214,13 +230,23 @@ class Prepared:
 @functools.cache
 def _prepared(dialect: Dialect, table: Table, kind: str, keys: tuple[str, ...]) -> Prepared:
     """An INSERT of ``keys`` that returns the new id, or an UPDATE of ``keys`` by id."""
-    binds = {key: bindparam(key, type_=table.c[key].type) for key in keys}
+    binds = typed_binds(table, keys)
     statement = (
         table.insert().values(binds).returning(table.c.id)
         if kind == "insert"
         else table.update().where(table.c.id == bindparam("row_id")).values(binds)
     )
     return _compiled(dialect, statement)
+
+
+def typed_binds(table: Table, keys: Sequence[str]) -> dict[str, BindParameter[Any]]:
+    """A named parameter per column, of the column's type, for ``values()`` of a statement
+    compiled once: its values then go through the type's processing, as SQLAlchemy's own."""
+    return {key: bindparam(key, type_=table.c[key].type) for key in keys}
+
+
+def _fixed_default(column: Column[Any]) -> bool:
+    return isinstance(column.default, ColumnDefault) and column.default.is_scalar
 
 
 @functools.cache
@@ -239,10 +265,9 @@ def _compiled(dialect: Dialect, statement: ClauseElement) -> Prepared:
     held = {name: binds[name].value for name in names if not binds[name].required}
     for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
         # a column the statement leaves out takes its default, as SQLAlchemy would set it
-        default = column.default
-        if not isinstance(default, ColumnDefault) or not default.is_scalar:
+        if not _fixed_default(column):
             raise ValueError(f"{column} has no fixed default: give it a value")
-        held[column.key] = default.arg
+        held[column.key] = cast(ColumnDefault, column.default).arg
     exported = list(getattr(statement, "exported_columns", ()))
     readers = tuple(
         column.type.dialect_impl(dialect).result_processor(dialect, None) for column in exported

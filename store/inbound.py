@@ -6,11 +6,11 @@ import functools
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
-from postdesk.store.db import dialect_insert, query, table_of, update_values
+from postdesk.store.db import dialect_insert, query, table_of, typed_binds, update_values
 from postdesk.store.models import Inbound
 
 QUARANTINED = "quarantined"
@@ -30,9 +30,7 @@ def receive(session: Session, **values: Any) -> int | None:
 def _receive(dialect: str, keys: tuple[str, ...]) -> ReturningInsert[int]:
     """The INSERT of these columns, whose SQL is compiled once (`query`)."""
     table = table_of(Inbound)
-    insert = dialect_insert(dialect, table).values(
-        {key: bindparam(key, type_=table.c[key].type) for key in keys}
-    )
+    insert = dialect_insert(dialect, table).values(typed_binds(table, keys))
     return insert.on_conflict_do_nothing(index_elements=["sha256"]).returning(Inbound.id)
 
 

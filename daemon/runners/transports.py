@@ -10,13 +10,14 @@ this one mail; 552 (mailbox full) is temporary for this mail alone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
 import smtplib
 import ssl
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from postdesk.config.errors import ConfigError
 from postdesk.config.loader import read_secret
@@ -60,14 +61,21 @@ def syncfs(fd: int) -> None:
     of them raised (Linux 5.8 and later): syncfs(2), which the os module lacks."""
     import ctypes  # only a Maildir run needs it
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.syncfs(fd) != 0:
+    if _libc().syncfs(fd) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, os.strerror(errno))
 
 
+@functools.cache
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def maildir_name(mail: Queued) -> str:
-    """The file a row becomes, the same on every try: a second try finds it and stops."""
+    """The file a row becomes, the same on every try: a second try writes it again in its
+    place (or leaves it, once a reader took it), never a second file."""
     digest = hashlib.sha256(mail.message_id.encode("utf-8", "replace")).hexdigest()[:16]
     return f"postdesk-outbox-{mail.row_id}-{digest}"
 
