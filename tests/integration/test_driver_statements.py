@@ -1,5 +1,6 @@
-"""The hot path's prebuilt statements run on the driver's cursor (store/db.py `query`,
-`insert_values`): they must read and write exactly what SQLAlchemy's own execution does,
+"""The hot path's prebuilt statements and its savepoints run on the driver's cursor
+(store/db.py `query`, `insert_values`, `_savepoints_on_driver`): they must read and write
+exactly what SQLAlchemy's own execution does,
 on SQLite and PostgreSQL, raise SQLAlchemy's errors, and refuse what they cannot compile
 once."""
 
@@ -101,3 +102,44 @@ def test_statements_that_cannot_be_compiled_once_are_refused(app: Any) -> None:
         no_fixed_default = table_of(Outbox).insert().values(kind=bindparam("kind"))
         with pytest.raises(ValueError, match="no fixed default"):
             query(session, no_fixed_default, {"kind": "autoreply"})
+
+
+def test_savepoints_on_the_driver_keep_what_was_released_and_undo_what_failed(app: Any) -> None:
+    """A message's savepoint: released, it keeps its rows; a database error inside rolls it
+    back alone and the transaction goes on (PostgreSQL refuses every statement after an
+    error until then); nested ones unwind in order. Listeners see each statement."""
+    statements: list[str] = []
+    event.listen(app.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    inbound = table_of(Inbound)
+
+    def row(letter: str) -> dict[str, Any]:
+        return {
+            "sha256": letter * 64,
+            "source": "smtp",
+            "size": 1,
+            "received_at": NOW,
+            "status": "",
+            **{"message_id": None, "content_sha256": None, "envelope_to": None},
+            **{"from_addr": "", "subject": "", "reason": "", "ticket_id": None},
+        }
+
+    with app.db.transaction() as session:
+        with session.begin_nested():
+            insert_values(session.connection(), inbound, row("a"))
+        with pytest.raises(IntegrityError), session.begin_nested():
+            insert_values(session.connection(), inbound, row("b"))
+            insert_values(session.connection(), inbound, row("a"))  # the same bytes again
+        with session.begin_nested(), session.begin_nested():
+            insert_values(session.connection(), inbound, row("c"))
+    with app.db.transaction() as session:
+        assert sorted(session.scalars(select(Inbound.sha256))) == ["a" * 64, "c" * 64]
+    assert [s for s in statements if "SAVEPOINT" in s] == [
+        "SAVEPOINT sa_savepoint_1",
+        "RELEASE SAVEPOINT sa_savepoint_1",
+        "SAVEPOINT sa_savepoint_2",
+        "ROLLBACK TO SAVEPOINT sa_savepoint_2",
+        "SAVEPOINT sa_savepoint_3",
+        "SAVEPOINT sa_savepoint_4",
+        "RELEASE SAVEPOINT sa_savepoint_4",
+        "RELEASE SAVEPOINT sa_savepoint_3",
+    ]
