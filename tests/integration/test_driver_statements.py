@@ -1,8 +1,7 @@
 """The hot path's prebuilt statements and its savepoints run on the driver's cursor
 (store/db.py `query`, `insert_values`, `_savepoints_on_driver`): they must read and write
-exactly what SQLAlchemy's own execution does,
-on SQLite and PostgreSQL, raise SQLAlchemy's errors, and refuse what they cannot compile
-once."""
+exactly what SQLAlchemy's own execution does, on SQLite and PostgreSQL, raise SQLAlchemy's
+errors, and refuse what they cannot compile once."""
 
 from __future__ import annotations
 
