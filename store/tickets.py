@@ -165,7 +165,7 @@ def _present(ticket: Ticket) -> set[str]:
     """The ticket's participants: from its collection when that is loaded, else with one
     query that builds no objects. Participant rows are written at once (``_add_row``), so
     nothing pending needs a flush first, and the ticket's own changes wait for one UPDATE."""
-    if "participants" not in inspect(ticket).unloaded:
+    if _loaded(ticket, "participants"):
         return {p.email for p in ticket.participants}
     session = object_session(ticket)
     if session is None:
@@ -281,8 +281,14 @@ def _add_row(
 
 
 def _expire(session: Session, ticket: Ticket, collection: str) -> None:
-    if collection not in inspect(ticket).unloaded:
+    if _loaded(ticket, collection):
         session.expire(ticket, [collection])
+
+
+def _loaded(ticket: Ticket, collection: str) -> bool:
+    """Whether the collection is loaded: it then lives in the instance's dict. Asking the
+    state for every unloaded attribute builds a set of all of them, a few times a message."""
+    return collection in inspect(ticket).dict
 
 
 def move_records(session: Session, source: Ticket, target: Ticket) -> None:
