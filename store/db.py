@@ -145,7 +145,8 @@ def insert_row(session: Session, row: DeclarativeBase) -> int:
     must be set on ``row``: one left unset is written as NULL, not as its default.
     """
     table = table_of(type(row))
-    values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
+    given = vars(row)  # the instance's dict: an attribute never set reads as None
+    values = {key: given.get(key) for key in _written(table)}
     row_id = insert_values(session.connection(), table, values)
     row.id = row_id  # type: ignore[attr-defined]
     return row_id
@@ -162,11 +163,7 @@ def insert_values(conn: Connection, table: Table, values: dict[str, Any]) -> int
     compiled statement holds; one computed per row (``default=list``) only SQLAlchemy's
     execution gives."""
     keys = tuple(values)
-    if any(
-        c.default is not None and not _fixed_default(c)
-        for c in table.columns
-        if c.key not in values
-    ):
+    if _default_per_row(table, keys):
         key = conn.execute(_insert(table), values).inserted_primary_key
         assert key is not None
         return int(key[0])
@@ -267,6 +264,20 @@ def typed_binds(table: Table, keys: Sequence[str]) -> dict[str, BindParameter[An
     """A named parameter per column, of the column's type, for ``values()`` of a statement
     compiled once: its values then go through the type's processing, as SQLAlchemy's own."""
     return {key: bindparam(key, type_=table.c[key].type) for key in keys}
+
+
+@functools.cache
+def _written(table: Table) -> tuple[str, ...]:
+    """The columns an inserted row gives, all but its id; asked of every insert."""
+    return tuple(c.key for c in table.columns if not c.primary_key)
+
+
+@functools.cache
+def _default_per_row(table: Table, keys: tuple[str, ...]) -> bool:
+    """Whether a column left out of ``keys`` has a default computed per row."""
+    return any(
+        c.default is not None and not _fixed_default(c) for c in table.columns if c.key not in keys
+    )
 
 
 def _fixed_default(column: Column[Any]) -> bool:
