@@ -178,11 +178,11 @@ def update_values(conn: Connection, table: Table, row_id: int, values: dict[str,
 
 
 def _on_driver(conn: Connection, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> list[Any]:
-    """Run ``sql`` (a `Prepared` statement's, with the parameters it made) on the driver's
-    own cursor, in the connection's transaction, and return the rows it returned, as the
-    driver gives them. SQLAlchemy's execution of even a
-    plain string (``exec_driver_sql``) cost a tenth of the instructions of a message, for
-    the seven or eight rows each message writes. What it does that matters stays: the
+    """Run ``sql`` (a `Prepared` statement's with the parameters it made, a savepoint's, or
+    BEGIN) on the driver's own cursor, in the connection's transaction, and return the rows
+    it returned, as the driver gives them. SQLAlchemy's execution of even a plain string
+    (``exec_driver_sql``) cost a tenth of the instructions of a message, for the seven or
+    eight rows each message writes. What it does that matters stays: the
     engine's ``before_cursor_execute`` listeners see the statement, and a driver error is
     raised as SQLAlchemy's (IntegrityError, OperationalError...), a lost connection
     invalidated first."""
