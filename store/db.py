@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
 
+BUSY_SECONDS = 30
+"""How long a writer waits for SQLite's write lock before the work is a temporary failure."""
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine; SQLite gets WAL with durable commits and ``BEGIN IMMEDIATE`` so
     writers queue, not fail."""
@@ -40,7 +45,9 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": BUSY_SECONDS, "check_same_thread": False}
+        )
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -51,7 +58,7 @@ def make_engine(url: str) -> Engine:
             # 250 (or exit 0) survives a power cut; NORMAL could roll its rows back.
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -96,17 +103,39 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._turn = threading.RLock() if not is_postgres(self.engine) else None
+        """SQLite takes one writer at a time, and every transaction of ours writes or may
+        (BEGIN IMMEDIATE). The threads of one process (the listener's writer, the sender,
+        the IMAP pollers, the sweeps) wait their turn here, woken as soon as it is theirs:
+        SQLite's own wait polls with sleeps of 1 to 100 ms, and a busy writer that begins
+        its next group at once kept the sender from its claims for up to 1.4 s. Other
+        processes still meet SQLite's wait. Reentrant, so that a transaction opened inside
+        another in one thread meets SQLite's lock as before."""
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """Commit on success, roll back on error; an unreachable database is temporary."""
-        with unavailable_is_temporary(), self._sessions.begin() as session:
+        with unavailable_is_temporary(), self._my_turn(), self._sessions.begin() as session:
             yield session
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with unavailable_is_temporary(), self.engine.begin() as conn:
+        with unavailable_is_temporary(), self._my_turn(), self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def _my_turn(self) -> Iterator[None]:
+        if self._turn is None:
+            yield
+            return
+        if not self._turn.acquire(timeout=BUSY_SECONDS):
+            raise TemporaryFailure(
+                f"database unavailable: another thread held it for {BUSY_SECONDS} s"
+            )
+        try:
+            yield
+        finally:
+            self._turn.release()
 
     def dispose(self) -> None:
         self.engine.dispose()
