@@ -5,12 +5,14 @@ does not move with the machine's load, for comparing two versions of the code.
 
 Needs `valgrind` (Debian package valgrind). Runs the same command as ingest_throughput.py
 (SQLite, the benchmark mix, delivery of the acknowledgements at the end) under
-`valgrind --tool=cachegrind --cache-sim=no`, once over one message and once over
+`valgrind --tool=cachegrind --cache-sim=no`, over one message, over FEW messages and over
 --messages more, each on a fresh installation, and prints the instructions of the first
 run (start-up) and the difference per further message: in the `ingest` process, which
-writes every message, and in the parse worker it starts for 20 files or more (each process
-is counted apart: Valgrind follows the fork). Valgrind slows Python about fifty
-times: 200 messages take a minute or two. Python's bytecode caches are written (the first,
+writes every message, and in the parse worker it starts for 20 files or more. Valgrind
+counts each process apart, but a forked one starts from its parent's count at the fork,
+so the worker's figure is the difference between the runs over FEW and over --messages
+messages (both start it at the same point). Valgrind slows Python about fifty times: 200
+messages take a minute or two. Python's bytecode caches are written (the first,
 untimed run writes postdesk's), as on an installed system, whatever PYTHONDONTWRITEBYTECODE
 says in the caller's environment.
 """
@@ -29,6 +31,8 @@ from pathlib import Path
 from scratch import scratch_config
 from workload import write
 
+FEW = 40
+"""Enough files for `ingest` to start its parse worker."""
 REFS = re.compile(r"==(\d+)== I\s+refs:\s+([\d,]+)")
 INSTALLED = {
     **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
@@ -71,14 +75,18 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    if args.messages <= FEW:
+        raise SystemExit(f"--messages must be more than {FEW}")
     with tempfile.TemporaryDirectory() as tmp:
         paths = write(Path(tmp), args.messages + 2)
         one, _ = instructions(paths[:2])
+        _, worker_few = instructions(paths[: FEW + 2])
         many, worker = instructions(paths)
     print(f"start-up and one message: {one / 1e6:,.0f} million instructions")
     print(
         f"per further message: {(many - one) / args.messages / 1e6:.2f} million instructions "
-        f"in the ingest process, {worker / args.messages / 1e6:.2f} million in its parse worker"
+        f"in the ingest process, {(worker - worker_few) / (args.messages - FEW) / 1e6:.2f} "
+        "million in its parse worker"
     )
 
 
