@@ -241,7 +241,8 @@ def _field(name: str, value: str) -> bytes:
     standard library's folding cannot encode."""
     stored: Any = value
     if value.isascii():
-        pass
+        if len(name) + len(value) + 2 <= LINE_LENGTH:  # what the policy writes unfolded
+            return f"{name}: {value}\r\n".encode("ascii")
     elif name.lower() in UNSTRUCTURED:
         stored = Header(value, "utf-8", header_name=name).encode()
     else:

@@ -206,22 +206,37 @@ def update_values(conn: Connection, table: Table, row_id: int, values: dict[str,
     _on_driver(conn, prepared.sql, prepared.params({"row_id": row_id, **values}))
 
 
-def _on_driver(conn: Connection, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> list[Any]:
+def insert_many(conn: Connection, statement: Insert, rows: Sequence[dict[str, Any]]) -> None:
+    """Run a prebuilt INSERT that returns nothing once per row, as one ``executemany`` on the
+    driver's cursor: through SQLAlchemy, a group's rows cost a group's lone message."""
+    if rows:
+        prepared = _compiled(conn.dialect, statement)
+        _on_driver(conn, prepared.sql, [prepared.params(row) for row in rows])
+
+
+Params = tuple[Any, ...] | dict[str, Any]
+
+
+def _on_driver(conn: Connection, sql: str, params: Params | list[Params]) -> list[Any]:
     """Run ``sql`` (a `Prepared` statement's with the parameters it made, a savepoint's, or
     BEGIN) on the driver's own cursor, in the connection's transaction, and return the rows
-    it returned, as the driver gives them. SQLAlchemy's execution of even a plain string
-    (``exec_driver_sql``) cost a tenth of the instructions of a message, for the seven or
-    eight rows each message writes. What it does that matters stays: the
-    engine's ``before_cursor_execute`` listeners see the statement, and a driver error is
-    raised as SQLAlchemy's (IntegrityError, OperationalError...), a lost connection
-    invalidated first."""
+    it returned, as the driver gives them; a list of parameters runs it once for each.
+    SQLAlchemy's execution of even a plain string (``exec_driver_sql``) cost a tenth of the
+    instructions of a message, for the seven or eight rows each message writes. What it
+    does that matters stays: the engine's ``before_cursor_execute`` listeners see the
+    statement, and a driver error is raised as SQLAlchemy's (IntegrityError,
+    OperationalError...), a lost connection invalidated first."""
     dbapi_conn = conn.connection.dbapi_connection
     assert dbapi_conn is not None
     cursor = dbapi_conn.cursor()
     try:
+        many = isinstance(params, list)
         if conn.dispatch.before_cursor_execute:
-            conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
-        cursor.execute(sql, params)
+            conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
         return list(cursor.fetchall()) if cursor.description else []
     except conn.dialect.loaded_dbapi.Error as exc:
         lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
@@ -249,7 +264,9 @@ class Prepared:
 
     sql: str
     names: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
+    converted: tuple[tuple[int, Callable[[Any], Any]], ...]
+    """The parameters whose type turns the value into another (by position in ``names``):
+    most pass as they are."""
     positional: bool
     held: Mapping[str, Any]
     """The values the statement holds itself (a ``literal``, a constant in a WHERE)."""
@@ -258,15 +275,10 @@ class Prepared:
 
     def params(self, values: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         given = {**self.held, **values} if self.held else values
-        processed = [
-            value if process is None else process(value)
-            for process, value in zip(
-                self.processors, map(given.__getitem__, self.names), strict=True
-            )
-        ]
-        return (
-            tuple(processed) if self.positional else dict(zip(self.names, processed, strict=True))
-        )
+        found = list(map(given.__getitem__, self.names))
+        for i, process in self.converted:
+            found[i] = process(found[i])
+        return tuple(found) if self.positional else dict(zip(self.names, found, strict=True))
 
     def row(self, found: Sequence[Any]) -> Any:
         return self.columns(
@@ -323,9 +335,8 @@ def _compiled(dialect: Dialect, statement: ClauseElement) -> Prepared:
     binds = compiled.binds
     if any(binds[name].expanding for name in names):
         raise ValueError("an expanding IN has no SQL of its own: run() it")
-    processors = tuple(
-        binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    )
+    processors = [binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    converted = tuple((i, process) for i, process in enumerate(processors) if process is not None)
     held = {name: binds[name].value for name in names if not binds[name].required}
     for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
         # a column the statement leaves out takes its default, as SQLAlchemy would set it
@@ -340,7 +351,7 @@ def _compiled(dialect: Dialect, statement: ClauseElement) -> Prepared:
     return Prepared(
         compiled.string,
         names,
-        processors,
+        converted,
         compiled.positiontup is not None,
         held,
         readers,

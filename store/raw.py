@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import Insert
 from sqlalchemy.orm import Session
 
 from postdesk.config.errors import TemporaryFailure
 from postdesk.store.blobs import SHA256, BlobStore, fsync_folder
-from postdesk.store.db import Database, dialect_insert, table_of
+from postdesk.store.db import Database, dialect_insert, insert_many, table_of, typed_binds
 from postdesk.store.models import RawPart
 
 SEGMENT_SUFFIX = ".seg"
@@ -188,11 +189,18 @@ def record(session: Session, segment: Segment | None) -> None:
     if segment is None:
         return
     conn = session.connection()
-    insert = dialect_insert(conn.dialect.name, table_of(RawPart)).on_conflict_do_nothing()
-    conn.execute(
-        insert,
+    insert_many(
+        conn,
+        _record_part(conn.dialect.name),
         [
             {"sha256": p.sha256, "segment": segment.name, "start": p.start, "size": p.size}
             for p in segment.parts
         ],
     )
+
+
+@functools.cache
+def _record_part(dialect: str) -> Insert:
+    table = table_of(RawPart)
+    keys = ("sha256", "segment", "start", "size")
+    return dialect_insert(dialect, table).values(typed_binds(table, keys)).on_conflict_do_nothing()

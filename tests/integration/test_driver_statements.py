@@ -14,9 +14,10 @@ from sqlalchemy.exc import IntegrityError
 
 from postdesk.daemon.pipeline.ingest import SEEN, ingest
 from postdesk.store import outbox
-from postdesk.store.db import insert_values, query, table_of
+from postdesk.store.db import insert_many, insert_values, query, table_of
 from postdesk.store.inbound import _receive
-from postdesk.store.models import Inbound, Message, Outbox, Suppression
+from postdesk.store.models import Inbound, Message, Outbox, RawPart, Suppression
+from postdesk.store.raw import _record_part
 from postdesk.store.tickets import KNOWN_CUSTOMER, NEXT_NUMBER
 from tests.helpers import mail
 
@@ -142,3 +143,28 @@ def test_savepoints_on_the_driver_keep_what_was_released_and_undo_what_failed(ap
         "RELEASE SAVEPOINT sa_savepoint_4",
         "RELEASE SAVEPOINT sa_savepoint_3",
     ]
+
+
+def test_many_rows_in_one_statement_are_written_as_sqlalchemy_writes_them(app: Any) -> None:
+    rows = [
+        {"sha256": "a" * 64, "segment": "s1", "start": 0, "size": 10},
+        {"sha256": "b" * 64, "segment": "s1", "start": 2**40, "size": 80},
+        {"sha256": "a" * 64, "segment": "s2", "start": 5, "size": 1},  # seen before: skipped
+    ]
+    statements: list[tuple[str, bool]] = []
+
+    @event.listens_for(app.db.engine, "before_cursor_execute")
+    def seen(_conn: Any, _cursor: Any, sql: str, _params: Any, _ctx: Any, many: bool) -> None:
+        statements.append((sql, many))
+
+    with app.db.transaction() as session:
+        insert_many(session.connection(), _record_part(app.db.engine.dialect.name), rows)
+        assert insert_many(session.connection(), _record_part("sqlite"), []) is None
+    event.remove(app.db.engine, "before_cursor_execute", seen)
+    assert [many for sql, many in statements if "raw_parts" in sql] == [True]
+    with app.db.transaction() as session:
+        found = session.execute(select(RawPart).order_by(RawPart.sha256)).scalars().all()
+        assert [(r.sha256, r.segment, r.start, r.size) for r in found] == [
+            ("a" * 64, "s1", 0, 10),
+            ("b" * 64, "s1", 2**40, 80),
+        ]
