@@ -233,8 +233,8 @@ def _on_driver(conn: Connection, sql: str, params: Params | list[Params]) -> lis
         many = isinstance(params, list)
         if conn.dispatch.before_cursor_execute:
             conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
-        if many:
-            cursor.executemany(sql, params)
+        if isinstance(params, list):  # one kind of parameters for every row: the same SQL
+            cursor.executemany(sql, cast(Sequence[Sequence[Any]], params))
         else:
             cursor.execute(sql, params)
         return list(cursor.fetchall()) if cursor.description else []
