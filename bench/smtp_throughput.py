@@ -23,16 +23,20 @@ from scratch import median_p99, running_daemon
 from workload import messages
 
 
-def client(port: int, raws: list[bytes]) -> list[float]:
+def client(port: int, raws: list[bytes], answered: list[float] | None = None) -> list[float]:
     """One connection sending its share; smtplib sends bytes as given, so lines end in CRLF.
-    Returns each SMTP transaction's seconds, until its 250."""
+    Returns each SMTP transaction's seconds, until its 250; ``answered`` gets the moment
+    of each 250 too."""
     waited = []
     with smtplib.SMTP("127.0.0.1", port, timeout=60) as connection:
         for raw in raws:
             wire = raw.replace(b"\n", b"\r\n")
             started = time.perf_counter()
             connection.sendmail("customer@example.org", ["support@example.com"], wire)
-            waited.append(time.perf_counter() - started)
+            ended = time.perf_counter()
+            waited.append(ended - started)
+            if answered is not None:
+                answered.append(ended)
     return waited
 
 
