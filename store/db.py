@@ -233,10 +233,10 @@ def _on_driver(conn: Connection, sql: str, params: Params | list[Params]) -> lis
         many = isinstance(params, list)
         if conn.dispatch.before_cursor_execute:
             conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
-        if isinstance(params, list):  # one kind of parameters for every row: the same SQL
+        if many:
             cursor.executemany(sql, cast(Sequence[Sequence[Any]], params))
         else:
-            cursor.execute(sql, params)
+            cursor.execute(sql, cast(Params, params))
         return list(cursor.fetchall()) if cursor.description else []
     except conn.dialect.loaded_dbapi.Error as exc:
         lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
